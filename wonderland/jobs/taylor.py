@@ -1,0 +1,70 @@
+"""The linearization experiment of §1.2 (``experiments/taylor.py``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+
+from wonderland import derivatives
+from wonderland import experiment
+
+
+def notes_example(x0: float, dx: float) -> tuple[float, float]:
+  """f(x0 + dx) and its linearization at x0 for the notes' f(x) = x^2 - 1.5 x."""
+  f = lambda x: x**2 - 1.5 * x
+  f_lin = derivatives.linearize(f, jnp.asarray(x0))
+  x = jnp.asarray(x0 + dx)
+  return float(f(x)), float(f_lin(x))
+
+
+def vector_function(x):
+  """f : R^3 -> R^3, smooth and non-linear in every output."""
+  return jnp.stack([
+      jnp.sin(x[0]) * x[1],
+      jnp.exp(x[0] - x[2]),
+      x[0] ** 2 + x[1] ** 3 - x[1] * x[2],
+  ])
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  experiment.require_positive("dx", config.dx)
+  experiment.require_positive("h_max", config.h_max)
+  experiment.require_positive("num_h", config.num_h, integer=True)
+  if config.num_h < 2:
+    raise experiment.ConfigError(
+        f"config.num_h must be at least 2 to fit an order, got {config.num_h}."
+    )
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  """Prints the notes' numbers and the error table; writes ``taylor.csv``."""
+  validate(config)
+  out = experiment.prepare_workdir(workdir)
+  experiment.save_config(config, out)
+
+  value, approx = notes_example(config.x0, config.dx)
+  print(f"f({config.x0 + config.dx:g}) = {value:.4f}")
+  print(f"linearization at {config.x0:g}: {approx:.4f}")
+
+  x0 = jnp.array([0.5, -0.3, 0.8])
+  v = jnp.array([1.0, 2.0, -1.0]) / jnp.sqrt(6.0)
+  hs = config.h_max / 2.0 ** np.arange(config.num_h)
+  errors = derivatives.taylor_errors(vector_function, x0, v, hs)
+  order = derivatives.fitted_order(hs, errors)
+
+  buf = io.StringIO()
+  writer = csv.writer(buf)
+  writer.writerow(["h", "error", "error_over_h2"])
+  print(f"\n{'h':>10}  {'||f - f_lin||':>14}  {'error / h^2':>12}")
+  for h, e in zip(hs, errors):
+    writer.writerow([f"{h:.6g}", f"{e:.6g}", f"{e / h**2:.6g}"])
+    print(f"{h:10.6f}  {e:14.6e}  {e / h**2:12.6f}")
+  print(f"\nfitted order of the error: {order:.3f} (Taylor: 2)")
+  experiment.atomic_write(out / "taylor.csv", buf.getvalue())
+  logging.info("wrote %s", out / "taylor.csv")
+  return {"value": value, "linearization": approx, "order": order}
