@@ -1,0 +1,241 @@
+"""§1.2: gradients, directional derivatives, Jacobians and linearization."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import wonderland as wl
+
+
+def test_the_notes_linearization_numbers():
+  f = lambda x: x**2 - 1.5 * x
+  f_lin = wl.linearize(f, jnp.asarray(0.5))
+  assert round(float(f(jnp.asarray(0.51))), 4) == -0.5049
+  assert round(float(f_lin(jnp.asarray(0.51))), 4) == -0.5050
+  # The linearization is exact in value at x0 and has the slope f'(x0) = -0.5.
+  assert float(f_lin(jnp.asarray(0.5))) == pytest.approx(-0.5)
+  assert float(f_lin(jnp.asarray(1.5)) - f_lin(jnp.asarray(0.5))) == pytest.approx(
+      -0.5
+  )
+
+
+def test_grad_matches_the_closed_form():
+  f = lambda x: jnp.sum(x**3) + x[0] * x[1]
+  x = jnp.array([1.0, -2.0, 0.5])
+  expected = 3 * x**2 + jnp.array([x[1], x[0], 0.0])
+  np.testing.assert_allclose(wl.grad(f)(x), expected, rtol=1e-6)
+
+
+def test_grad_of_a_pytree():
+  f = lambda p: jnp.sum(p["w"] ** 2) + 3.0 * p["b"]
+  g = wl.grad(f)({"w": jnp.array([1.0, 2.0]), "b": jnp.array(0.3)})
+  np.testing.assert_allclose(g["w"], [2.0, 4.0])
+  assert float(g["b"]) == 3.0
+
+
+def test_grad_of_a_vector_function_names_the_shape():
+  with pytest.raises(ValueError, match=r"scalar-valued.*\(3,\)"):
+    wl.grad(lambda x: 2 * x)(jnp.ones(3))
+
+
+def test_directional_derivative_is_the_gradient_dot_direction():
+  f = lambda x: jnp.sin(x[0]) * x[1] ** 2 + jnp.exp(x[2])
+  x = jnp.array([0.3, -1.2, 0.4])
+  v = jnp.array([1.0, 2.0, -0.5])
+  expected = jnp.dot(jax.grad(f)(x), v)
+  assert float(wl.directional_derivative(f, x, v)) == pytest.approx(
+      float(expected), rel=1e-6
+  )
+  # Steepest descent: along -grad f the derivative is -||grad f||^2 < 0.
+  g = jax.grad(f)(x)
+  assert float(wl.directional_derivative(f, x, -g)) == pytest.approx(
+      -float(g @ g), rel=1e-6
+  )
+
+
+def test_directional_derivative_is_forward_mode_only():
+  # A while_loop has no reverse-mode rule: jax.grad fails on it, while a
+  # Jacobian-vector product works. So the directional derivative never forms
+  # the gradient.
+  def f(x):
+    def body(carry):
+      i, y = carry
+      return i + 1, jnp.sin(y) + y
+    return jnp.sum(jax.lax.while_loop(lambda c: c[0] < 3, body, (0, x))[1])
+
+  x, v = jnp.array([0.1, 0.2]), jnp.array([1.0, 0.0])
+  with pytest.raises(ValueError):
+    jax.grad(f)(x)
+  h = 1e-3
+  fd = (f(x + h * v) - f(x - h * v)) / (2 * h)
+  assert float(wl.directional_derivative(f, x, v)) == pytest.approx(
+      float(fd), rel=1e-3
+  )
+
+
+def test_directional_derivative_rejects_a_mismatched_direction():
+  with pytest.raises(ValueError, match=r"v must have .*\(3,\).*\(2,\)"):
+    wl.directional_derivative(jnp.sum, jnp.ones(3), jnp.ones(2))
+
+
+def _g(x):  # R^3 -> R^2
+  return jnp.array([x[0] * x[1], jnp.sin(x[2]) + x[0] ** 2])
+
+
+def _f(y):  # R^2 -> R^4
+  return jnp.array([y[0] ** 2, y[0] * y[1], jnp.exp(y[1]), y[0] - y[1]])
+
+
+@pytest.mark.parametrize("mode", wl.JACOBIAN_MODES)
+def test_jacobian_rows_are_output_gradients(mode):
+  x = jnp.array([0.5, -1.0, 2.0])
+  J = wl.jacobian(_g, mode=mode)(x)
+  assert J.shape == (2, 3)  # (c, d): outputs are rows, inputs columns
+  np.testing.assert_allclose(J[0], jax.grad(lambda x: _g(x)[0])(x), rtol=1e-6)
+  np.testing.assert_allclose(J[1], jax.grad(lambda x: _g(x)[1])(x), rtol=1e-6)
+  # Column j is d y / d x_j, a finite difference along e_j.
+  h = 1e-3
+  e = jnp.eye(3)[2]
+  np.testing.assert_allclose(
+      J[:, 2], (_g(x + h * e) - _g(x - h * e)) / (2 * h), rtol=1e-3
+  )
+
+
+def test_chain_rule_jacobian_of_a_composition_is_the_product():
+  x = jnp.array([0.5, -1.0, 2.0])
+  J_fg = wl.jacobian(lambda x: _f(_g(x)))(x)
+  J_f = wl.jacobian(_f)(_g(x))
+  J_g = wl.jacobian(_g)(x)
+  assert J_fg.shape == (4, 3)
+  np.testing.assert_allclose(J_fg, wl.matmul(J_f, J_g), rtol=1e-5, atol=1e-6)
+
+
+def test_scalar_output_jacobian_is_the_gradient():
+  f = lambda x: jnp.sum(jnp.tanh(x) * x)
+  x = jnp.array([0.3, -0.7, 1.1])
+  np.testing.assert_allclose(wl.jacobian(f)(x), wl.grad(f)(x), rtol=1e-6)
+
+
+def test_c_equals_d_equals_one_gives_the_ordinary_derivative():
+  f = lambda x: x**3 - 2 * x
+  for x in (-1.0, 0.0, 2.5):
+    assert float(wl.jacobian(f)(jnp.asarray(x))) == pytest.approx(3 * x**2 - 2)
+
+
+def test_auto_mode_picks_forward_for_tall_and_reverse_for_wide():
+  # A while_loop only has forward mode; a custom_vjp function only reverse.
+  # "auto" must pick the mode that exists for each shape.
+  def tall(x):  # R^2 -> R^8 (c >= d): forward
+    y = jax.lax.while_loop(lambda c: c[0] < 2, lambda c: (c[0] + 1, c[1] * 1.5),
+                           (0, x))[1]
+    return jnp.concatenate([y, y**2, jnp.sin(y), y**3])
+
+  @jax.custom_vjp
+  def square(x):
+    return x**2
+
+  square.defvjp(lambda x: (x**2, x), lambda x, g: (2 * x * g,))
+
+  def wide(x):  # R^6 -> R^2 (c < d): reverse
+    s = square(x)
+    return jnp.array([jnp.sum(s), jnp.sum(s[:3])])
+
+  x2, x6 = jnp.array([0.5, -1.0]), jnp.arange(6.0)
+  np.testing.assert_allclose(
+      wl.jacobian(tall)(x2), wl.jacobian(tall, "fwd")(x2), rtol=1e-6
+  )
+  np.testing.assert_allclose(
+      wl.jacobian(wide)(x6), wl.jacobian(wide, "rev")(x6), rtol=1e-6
+  )
+  with pytest.raises(Exception):
+    wl.jacobian(tall, "rev")(x2)
+  with pytest.raises(Exception):
+    wl.jacobian(wide, "fwd")(x6)
+
+
+def test_jacobian_of_pytrees_nests_like_jacfwd():
+  f = lambda p: {"y": p["a"] * p["b"][0]}
+  p = {"a": jnp.array([1.0, 2.0]), "b": jnp.array([3.0, 4.0])}
+  J = wl.jacobian(f)(p)
+  np.testing.assert_allclose(J["y"]["a"], 3.0 * jnp.eye(2))
+  np.testing.assert_allclose(J["y"]["b"], [[1.0, 0.0], [2.0, 0.0]])
+
+
+def test_unknown_jacobian_mode_lists_the_three():
+  with pytest.raises(ValueError, match="'auto', 'fwd', 'rev'.*'forward'"):
+    wl.jacobian(jnp.sin, mode="forward")
+
+
+def test_linearize_pytrees():
+  f = lambda p: jnp.sum(p["w"] ** 2) * p["s"]
+  p0 = {"w": jnp.array([1.0, 2.0]), "s": jnp.array(2.0)}
+  p1 = {"w": jnp.array([1.0, 2.5]), "s": jnp.array(2.0)}
+  # f(p0) = 10, d/dw2 = 2 * w2 * s = 8, so the step of 0.5 adds 4.
+  assert float(wl.linearize(f, p0)(p1)) == pytest.approx(14.0)
+
+
+def test_taylor_error_is_of_order_two():
+  f = lambda x: jnp.array([jnp.sin(x[0]) * x[1], jnp.exp(x[0] - x[1])])
+  hs = 0.4 / 2.0 ** np.arange(7)
+  errors = wl.taylor_errors(f, jnp.array([0.3, 0.2]), jnp.array([0.6, 0.8]), hs)
+  assert np.all(np.diff(errors) < 0)
+  assert wl.fitted_order(hs, errors) == pytest.approx(2.0, abs=0.1)
+
+
+def test_hessian_and_hvp_match_the_closed_form():
+  A = jnp.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]])
+  f = lambda x: 0.5 * x @ A @ x + jnp.sum(x)
+  x, v = jnp.array([0.3, -0.2, 1.0]), jnp.array([1.0, -1.0, 2.0])
+  np.testing.assert_allclose(wl.hessian(f)(x), A, rtol=1e-6)
+  np.testing.assert_allclose(wl.hvp(f, x, v), A @ v, rtol=1e-6)
+  g = lambda x: jnp.sum(jnp.sin(x) * x[0])
+  np.testing.assert_allclose(
+      wl.hvp(g, x, v), wl.hessian(g)(x) @ v, rtol=1e-5, atol=1e-6
+  )
+
+
+def test_hvp_of_a_pytree():
+  f = lambda p: jnp.sum(p["a"] ** 2 * p["b"])
+  p = {"a": jnp.array([1.0, 2.0]), "b": jnp.array([3.0, 4.0])}
+  v = {"a": jnp.array([1.0, 0.0]), "b": jnp.array([0.0, 1.0])}
+  out = wl.hvp(f, p, v)
+  # d2f/da2 = 2b, d2f/dadb = 2a: H v = (2 b_0 + 0, 2 a_1 ; 2 a_0 * 1, 0)
+  np.testing.assert_allclose(out["a"], [6.0, 4.0])
+  np.testing.assert_allclose(out["b"], [2.0, 0.0])
+
+
+def test_check_grad_accepts_a_true_gradient_and_rejects_a_wrong_one():
+  f = lambda x: jnp.sum(jnp.sin(x) ** 2) + x[0] * x[-1]
+  x = jnp.linspace(-1.0, 1.0, 7)
+  assert wl.check_grad(f, x) < 1e-2
+
+  @jax.custom_jvp
+  def wrong(x):
+    return jnp.sum(x**2)
+
+  wrong.defjvp(lambda p, t: (wrong(p[0]), jnp.sum(-2 * p[0] * t[0])))  # sign!
+  assert wl.check_grad(wrong, x) > 0.5
+
+
+def test_check_grad_rejects_integer_input():
+  with pytest.raises(ValueError, match="floating"):
+    wl.check_grad(jnp.sum, jnp.arange(3))
+
+
+def _program(fn, x):
+  """The lowered StableHLO of jit(fn), without the module's name line."""
+  return jax.jit(fn).lower(x).as_text().split("\n", 1)[1]
+
+
+@pytest.mark.parametrize("d_in, d_out, same_as", [(3, 12, "fwd"), (12, 3, "rev")])
+def test_auto_mode_compiles_to_exactly_the_chosen_program(d_in, d_out, same_as):
+  # Under jit the choice costs nothing: auto lowers to the very program of the
+  # mode it picks, and differs from the other one.
+  W = jnp.arange(d_in * d_out, dtype=jnp.float32).reshape(d_out, d_in) / 10
+  f = lambda x: jnp.tanh(W @ x)
+  x = jnp.ones(d_in)
+  other = "rev" if same_as == "fwd" else "fwd"
+  auto = _program(wl.jacobian(f), x)
+  assert auto == _program(wl.jacobian(f, same_as), x)
+  assert auto != _program(wl.jacobian(f, other), x)

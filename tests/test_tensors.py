@@ -1,0 +1,120 @@
+"""§1.1: every tensor operation equals its jnp counterpart and checks shapes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import wonderland as wl
+
+_dims = st.integers(min_value=1, max_value=6)
+
+
+def _randn(seed, shape):
+  return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def test_dot_is_the_sum_of_products():
+  x, y = jnp.array([1.0, 2.0, 3.0]), jnp.array([4.0, -5.0, 6.0])
+  assert wl.dot(x, y) == pytest.approx(1 * 4 - 2 * 5 + 3 * 6)
+
+
+def test_cosine_similarity_is_one_for_the_same_direction_only():
+  x = jnp.array([3.0, -1.0, 2.0])
+  assert wl.cosine_similarity(x, 2.5 * x) == pytest.approx(1.0, abs=1e-6)
+  assert wl.cosine_similarity(x, -x) == pytest.approx(-1.0, abs=1e-6)
+  assert wl.cosine_similarity(x, jnp.zeros(3)) == 0.0
+
+
+def test_template_match_finds_a_scaled_copy_of_a_template():
+  templates = jnp.asarray(_randn(0, (8, 16)))
+  x = 3.7 * templates[5]
+  scores, best = wl.template_match(x, templates)
+  assert int(best) == 5
+  assert scores.shape == (8,)
+  np.testing.assert_allclose(scores[5], 1.0, atol=1e-6)
+  assert np.all(np.delete(np.asarray(scores), 5) < 0.99)
+
+
+def test_template_match_ignores_the_scale_of_other_templates():
+  # The raw dot product would pick the long template; the normalized one picks
+  # the template that points the same way.
+  templates = jnp.array([[1.0, 0.0], [10.0, 10.0]])
+  _, best = wl.template_match(jnp.array([1.0, 0.1]), templates)
+  assert int(best) == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(a=_dims, b=_dims, c=_dims, seed=st.integers(0, 2**16))
+def test_matmul_equals_the_matrix_product(a, b, c, seed):
+  X, Y = _randn(seed, (a, b)), _randn(seed + 1, (b, c))
+  Z = wl.matmul(X, Y)
+  assert Z.shape == (a, c)
+  np.testing.assert_allclose(Z, X @ Y, rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_entry_is_row_dot_column():
+  X, Y = _randn(1, (3, 4)), _randn(2, (4, 5))
+  Z = wl.matmul(X, Y)
+  assert Z[2, 3] == pytest.approx(float(np.dot(X[2], Y[:, 3])), rel=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=_dims, a=_dims, b=_dims, c=_dims, seed=st.integers(0, 2**16))
+def test_batched_matmul_equals_jnp_matmul(n, a, b, c, seed):
+  X, Y = _randn(seed, (n, a, b)), _randn(seed + 1, (n, b, c))
+  Z = wl.batched_matmul(X, Y)
+  assert Z.shape == (n, a, c)
+  np.testing.assert_allclose(Z, jnp.matmul(X, Y), rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(a=_dims, b=_dims, seed=st.integers(0, 2**16))
+def test_hadamard_and_mask_are_elementwise(a, b, seed):
+  X, Y = _randn(seed, (a, b)), _randn(seed + 1, (a, b))
+  np.testing.assert_array_equal(wl.hadamard(X, Y), X * Y)
+  M = np.random.default_rng(seed).random((a, b)) < 0.5
+  masked = wl.mask(X, M)
+  np.testing.assert_array_equal(masked, np.where(M, X, 0.0))
+  np.testing.assert_array_equal(wl.mask(X, M.astype(np.float32)), masked)
+
+
+def test_ops_work_under_jit_and_vmap():
+  X, Y = _randn(3, (4, 3, 2)), _randn(4, (4, 2, 5))
+  np.testing.assert_allclose(
+      jax.jit(wl.batched_matmul)(X, Y), X @ Y, rtol=1e-5, atol=1e-5
+  )
+  np.testing.assert_allclose(
+      jax.vmap(wl.matmul)(X, Y), X @ Y, rtol=1e-5, atol=1e-5
+  )
+
+
+@pytest.mark.parametrize(
+    "fn, args, shapes",
+    [
+        (wl.dot, (np.ones(3), np.ones(4)), ["(3,)", "(4,)"]),
+        (wl.dot, (np.ones((3, 1)), np.ones(3)), ["(3, 1)"]),
+        (wl.matmul, (np.ones((2, 3)), np.ones((4, 5))), ["(2, 3)", "(4, 5)"]),
+        (wl.matmul, (np.ones(3), np.ones((3, 5))), ["(3,)"]),
+        (wl.hadamard, (np.ones((2, 3)), np.ones((3, 2))), ["(2, 3)", "(3, 2)"]),
+        (wl.mask, (np.ones((2, 3)), np.ones((2,))), ["(2, 3)", "(2,)"]),
+        (
+            wl.batched_matmul,
+            (np.ones((2, 3, 4)), np.ones((3, 4, 5))),
+            ["(2, 3, 4)", "(3, 4, 5)"],
+        ),
+        (
+            wl.batched_matmul,
+            (np.ones((2, 3, 4)), np.ones((2, 5, 5))),
+            ["(2, 3, 4)", "(2, 5, 5)"],
+        ),
+        (wl.template_match, (np.ones(3), np.ones((4, 2))), ["(3,)", "(4, 2)"]),
+    ],
+)
+def test_shape_mismatch_names_both_shapes(fn, args, shapes):
+  with pytest.raises(ValueError) as info:
+    fn(*args)
+  for shape in shapes:
+    assert shape in str(info.value)
