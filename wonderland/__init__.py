@@ -5,6 +5,7 @@ Tensors (§1.1), derivatives (§1.2), and gradient descent with its acceleration
 sweeps and reports a researcher needs to compare optimizers.
 """
 
+from wonderland import optim
 from wonderland import tensors
 from wonderland.derivatives import check_grad
 from wonderland.derivatives import directional_derivative
@@ -27,6 +28,8 @@ from wonderland.tensors import template_match
 __version__ = "0.1.0"
 
 __all__ = [
+    # §1.3 optimizers as optax transformations
+    "optim",
     # §1.1 tensors
     "tensors",
     "dot",

@@ -1,0 +1,320 @@
+"""wonderland.optim inside the optax ecosystem: composition, injection, dtypes.
+
+Every optimizer must compose in ``optax.chain``, take every hyperparameter
+traced and vmapped through ``optax.inject_hyperparams``, work under
+``optax.apply_if_finite`` and ``optax.MultiSteps``, keep the params' dtype,
+compile once, and refuse bad hyperparameters in one sentence.
+"""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from wonderland import optim as wo
+
+# Each factory with valid hyperparameters, and a second valid value for each.
+FACTORIES = {
+    "gd": (wo.gd, dict(learning_rate=(0.1, 0.02))),
+    "normalized_gd": (wo.normalized_gd, dict(learning_rate=(0.1, 0.3))),
+    "momentum": (wo.momentum, dict(learning_rate=(0.1, 0.02), decay=(0.5, 0.9))),
+    "nesterov": (wo.nesterov, dict(learning_rate=(0.1, 0.02), decay=(0.5, 0.9))),
+    "adagrad": (wo.adagrad, dict(learning_rate=(0.1, 0.3), eps=(0.01, 1.0))),
+    "rmsprop": (
+        wo.rmsprop,
+        dict(learning_rate=(0.1, 0.3), decay=(0.5, 0.9), eps=(0.01, 1.0)),
+    ),
+    "adam": (
+        wo.adam,
+        dict(learning_rate=(0.1, 0.3), b1=(0.5, 0.0), b2=(0.9, 0.6), eps=(0.01, 1.0)),
+    ),
+    "armijo_gd": (
+        wo.armijo_gd,
+        dict(
+            learning_rate=(1.0, 3.0),
+            c=(0.3, 0.01),
+            shrink=(0.7, 0.2),
+            max_backtracks=(10, 2),
+        ),
+    ),
+}
+NAMES = list(FACTORIES)
+
+
+def hparams(name, which=0):
+  return {k: v[which] for k, v in FACTORIES[name][1].items()}
+
+
+def build(name, which=0):
+  factory, _ = FACTORIES[name]
+  return factory(**hparams(name, which))
+
+
+TARGET = {"w": jnp.array([1.0, -2.0, 0.5]), "b": jnp.array(3.0)}
+SCALES = {"w": jnp.array([1.0, 4.0, 0.3]), "b": jnp.array(2.0)}
+
+
+def loss(params):
+  """A separable quadratic on a pytree, minimum at TARGET."""
+  terms = jax.tree.map(
+      lambda p, t, s: jnp.sum(s * (p.astype(jnp.float32) - t) ** 2),
+      params,
+      TARGET,
+      SCALES,
+  )
+  return sum(jax.tree.leaves(terms))
+
+
+def start(dtype=jnp.float32):
+  return {"w": jnp.zeros(3, dtype), "b": jnp.zeros((), dtype)}
+
+
+def update(opt, grads, state, params, grad=None):
+  """One update with the line-search keyword arguments (ignored by the chains)."""
+  grad = grads if grad is None else grad
+  return opt.update(
+      grads, state, params, value=loss(params), grad=grad, value_fn=loss
+  )
+
+
+def run(opt, params, steps=4):
+  def step(carry, _):
+    params, state = carry
+    updates, state = update(opt, jax.grad(loss)(params), state, params)
+    return (optax.apply_updates(params, updates), state), None
+
+  return jax.lax.scan(step, (params, opt.init(params)), None, length=steps)[0][0]
+
+
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
+  close = lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+  jax.tree.map(close, a, b)
+
+
+# --- optax.inject_hyperparams: every hyperparameter traced and vmapped --------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_hyperparameter_injectable_traced_and_vmapped(name):
+  factory, _ = FACTORIES[name]
+  injected = optax.inject_hyperparams(factory)
+  direct = [jax.jit(lambda: run(build(name, i), start()))() for i in (0, 1)]
+
+  @jax.jit
+  @jax.vmap
+  def sweep(hp):
+    return run(injected(**hp), start())
+
+  batch = {k: jnp.asarray(v) for k, v in FACTORIES[name][1].items()}
+  swept = sweep(batch)
+  for i in (0, 1):
+    assert_trees_close(jax.tree.map(lambda x: x[i], swept), direct[i])
+  # The two hyperparameter sets lead to different points: the sweep is real.
+  assert not np.allclose(direct[0]["w"], direct[1]["w"])
+
+
+# --- optax.chain ------------------------------------------------------------
+
+
+def test_composes_in_chain_like_its_optax_twin():
+  ours = optax.chain(
+      optax.clip_by_global_norm(0.5),
+      optax.add_decayed_weights(0.1),
+      wo.adam(0.1),
+  )
+  theirs = optax.chain(
+      optax.clip_by_global_norm(0.5),
+      optax.add_decayed_weights(0.1),
+      optax.adam(0.1),
+  )
+  assert_trees_close(
+      jax.jit(lambda: run(ours, start(), 8))(),
+      jax.jit(lambda: run(theirs, start(), 8))(),
+  )
+
+
+def test_armijo_step_size_is_found_through_chain_and_inject():
+  for opt in (
+      optax.chain(optax.clip_by_global_norm(100.0), wo.armijo_gd(4.0)),
+      optax.inject_hyperparams(wo.armijo_gd)(learning_rate=4.0),
+      optax.chain(optax.inject_hyperparams(wo.armijo_gd)(learning_rate=4.0)),
+  ):
+    params = start()
+    _, state = jax.jit(
+        lambda p: update(opt, jax.grad(loss)(p), opt.init(p), p)
+    )(params)
+    # From 0 along -grad f(0) = 2 s t the loss is sum s t^2 (2 eta s - 1)^2:
+    # the coordinate with s = 4 grows for eta > 0.25, so 4, 2, 1 and 0.5 are
+    # refused and 0.25 (f: 35.08 -> 16.30) is the first accepted.
+    assert float(optax.tree_utils.tree_get(state, "step_size")) == 0.25
+
+
+# --- optax.apply_if_finite and optax.MultiSteps --------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_works_under_apply_if_finite(name):
+  opt = optax.apply_if_finite(build(name), max_consecutive_errors=3)
+  params = start()
+  state = opt.init(params)
+  grads = jax.grad(loss)(params)
+  nan_grads = jax.tree.map(lambda g: jnp.full_like(g, jnp.nan), grads)
+  updates, state = update(opt, nan_grads, state, params, grad=grads)
+  chex.assert_trees_all_equal(updates, jax.tree.map(jnp.zeros_like, grads))
+  assert int(state.notfinite_count) == 1
+  updates, state = update(opt, grads, state, params)
+  reference = build(name)
+  expected, _ = update(reference, grads, reference.init(params), params)
+  assert_trees_close(updates, expected)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_works_under_multisteps(name):
+  opt = optax.MultiSteps(build(name), every_k_schedule=2)
+  params = start()
+  state = opt.init(params)
+  grads = jax.grad(loss)(params)
+  first = jax.tree.map(lambda g: 1.5 * g, grads)
+  second = jax.tree.map(lambda g: 0.5 * g, grads)  # their mean is grads
+  updates, state = update(opt, first, state, params, grad=grads)
+  chex.assert_trees_all_equal(updates, jax.tree.map(jnp.zeros_like, grads))
+  updates, state = update(opt, second, state, params, grad=grads)
+  reference = build(name)
+  expected, _ = update(reference, grads, reference.init(params), params)
+  assert_trees_close(updates, expected)
+  assert np.max(np.abs(updates["w"])) > 1e-3
+
+
+# --- dtypes and compilation -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bfloat16_params_stay_bfloat16(name):
+  opt = build(name)
+  params = start(jnp.bfloat16)
+  state = opt.init(params)
+  dtypes = jax.tree.map(lambda x: x.dtype, state)
+  step = jax.jit(lambda p, s: update(opt, jax.grad(loss)(p), s, p))
+  for _ in range(3):
+    updates, state = step(params, state)
+    chex.assert_trees_all_equal_structs(updates, params)
+    chex.assert_trees_all_equal_dtypes(updates, params)
+    params = optax.apply_updates(params, updates)
+  chex.assert_trees_all_equal_dtypes(params, start(jnp.bfloat16))
+  assert jax.tree.map(lambda x: x.dtype, state) == dtypes  # state keeps its dtypes
+  assert float(loss(params)) < 0.9 * float(loss(start()))
+
+
+def test_bfloat16_injected_adam_needs_float32_hyperparameters():
+  params = start(jnp.bfloat16)
+  # b2 = 0.999 rounds to 1.0 in bfloat16, which the check refuses...
+  with pytest.raises(ValueError, match=r"b2 must be in \[0, 1\)"):
+    optax.inject_hyperparams(wo.adam)(learning_rate=0.1).init(params)
+  # ... and float32 hyperparameters keep it below 1.
+  opt = optax.inject_hyperparams(wo.adam, hyperparam_dtype=jnp.float32)(0.1)
+  updates, _ = opt.update(jax.grad(loss)(params), opt.init(params), params)
+  chex.assert_trees_all_equal_dtypes(optax.apply_updates(params, updates), params)
+
+
+@pytest.mark.parametrize("inject", [False, True], ids=["plain", "injected"])
+@pytest.mark.parametrize("name", NAMES)
+def test_a_second_update_does_not_recompile(name, inject):
+  factory, _ = FACTORIES[name]
+  if inject:
+    factory = optax.inject_hyperparams(factory)
+  opt = factory(**hparams(name))
+
+  @jax.jit
+  def step(params, state):
+    updates, state = update(opt, jax.grad(loss)(params), state, params)
+    return optax.apply_updates(params, updates), state
+
+  params = start()
+  state = opt.init(params)
+  for _ in range(3):
+    params, state = step(params, state)
+  assert step._cache_size() == 1
+
+
+# --- §1.3's normalized direction --------------------------------------------------
+
+
+def test_normalized_gd_steps_have_length_eta_over_the_whole_pytree():
+  keys = jax.random.split(jax.random.key(0), 2)
+  grads = {
+      "w": jax.random.normal(keys[0], (5, 3)),
+      "b": jax.random.normal(keys[1], (3,)),
+  }
+  opt = wo.normalized_gd(0.3)
+  updates, _ = jax.jit(opt.update)(grads, opt.init(grads))
+  norm = jnp.sqrt(sum(jnp.sum(u**2) for u in jax.tree.leaves(updates)))
+  np.testing.assert_allclose(norm, 0.3, rtol=1e-6)
+  g_norm = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads)))
+  assert_trees_close(updates, jax.tree.map(lambda g: -0.3 * g / g_norm, grads))
+
+
+def test_normalized_gd_zero_gradient_gives_a_zero_step_and_no_nan():
+  opt = wo.normalized_gd(0.3)
+  zero = start()
+  updates, _ = jax.jit(opt.update)(zero, opt.init(zero))
+  chex.assert_trees_all_equal(updates, zero)
+  # Differentiating through the step at a zero gradient gives finite numbers.
+  jac = jax.jit(jax.jacobian(lambda g: opt.update(g, opt.init(g))[0]))(zero)
+  assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(jac))
+
+
+# --- hyperparameters are checked when an optimizer is built ----------------------
+
+BAD = [
+    (wo.gd, dict(learning_rate=0.0), r"learning_rate must be > 0 .*got 0\.0\."),
+    (wo.gd, dict(learning_rate=-1.0), r"learning_rate must be > 0 .*got -1\.0\."),
+    (wo.gd, dict(learning_rate=jnp.asarray(-0.5)), r"learning_rate .*got -0\.5\."),
+    (wo.gd, dict(learning_rate=np.float32(np.nan)), r"learning_rate must be > 0"),
+    (wo.gd, dict(learning_rate="0.1"), r"learning_rate must be a real number"),
+    (wo.normalized_gd, dict(learning_rate=-0.1), r"learning_rate must be > 0"),
+    (wo.momentum, dict(learning_rate=-0.1), r"learning_rate must be > 0"),
+    (
+        wo.momentum,
+        dict(learning_rate=0.1, decay=1.0),
+        r"decay must be in \[0, 1\); got 1\.0\.",
+    ),
+    (wo.nesterov, dict(learning_rate=0.1, decay=-0.1), r"decay must be in \[0, 1\)"),
+    (wo.adagrad, dict(learning_rate=0.1, eps=0.0), r"eps must be > 0; got 0\.0\."),
+    (wo.adagrad, dict(learning_rate=0.0), r"learning_rate must be > 0"),
+    (wo.rmsprop, dict(learning_rate=0.1, decay=1.5), r"decay must be in \[0, 1\)"),
+    (wo.rmsprop, dict(learning_rate=0.1, eps=-1e-8), r"eps must be > 0"),
+    (wo.adam, dict(learning_rate=0.1, b1=1.0), r"b1 must be in \[0, 1\)"),
+    (wo.adam, dict(learning_rate=0.1, b2=-0.5), r"b2 must be in \[0, 1\)"),
+    (wo.adam, dict(learning_rate=0.1, eps=0), r"eps must be > 0"),
+    (wo.adam, dict(learning_rate=-3), r"learning_rate must be > 0"),
+    (wo.armijo_gd, dict(learning_rate=0.0), r"learning_rate must be > 0"),
+    (wo.armijo_gd, dict(c=1.0), r"c must be in \(0, 1\)"),
+    (wo.armijo_gd, dict(shrink=0.0), r"shrink must be in \(0, 1\)"),
+    (wo.armijo_gd, dict(max_backtracks=-1), r"max_backtracks must be >= 0"),
+    (wo.armijo_gd, dict(max_backtracks=2.5), r"max_backtracks must be an integer"),
+    (wo.scale_by_momentum, dict(decay=2.0), r"decay must be in \[0, 1\)"),
+    (wo.scale_by_learning_rate, dict(learning_rate=-1.0), r"learning_rate must be > 0"),
+]
+
+
+@pytest.mark.parametrize(
+    "factory,kwargs,message", BAD, ids=[f"{f.__name__}-{k}" for f, k, _ in BAD]
+)
+def test_bad_hyperparameters_are_refused_when_built(factory, kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    factory(**kwargs)
+
+
+def test_schedules_and_traced_values_are_not_refused():
+  wo.adam(optax.linear_schedule(0.0, 1.0, 10))  # a schedule (even from 0)
+  wo.armijo_gd(optax.constant_schedule(2.0))
+
+  @jax.jit
+  def traced(lr, decay):
+    opt = wo.momentum(lr, decay)
+    return opt.update(jnp.ones(2), opt.init(jnp.ones(2)))[0]
+
+  # Checked only when known: a traced value goes through (and is used as is).
+  np.testing.assert_allclose(traced(-1.0, 0.5), [1.0, 1.0])
