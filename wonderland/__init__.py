@@ -5,7 +5,9 @@ Tensors (§1.1), derivatives (§1.2), and gradient descent with its acceleration
 sweeps and reports a researcher needs to compare optimizers.
 """
 
+from wonderland import landscape
 from wonderland import optim
+from wonderland import problems
 from wonderland import tensors
 from wonderland.derivatives import check_grad
 from wonderland.derivatives import directional_derivative
@@ -17,6 +19,14 @@ from wonderland.derivatives import jacobian
 from wonderland.derivatives import JACOBIAN_MODES
 from wonderland.derivatives import linearize
 from wonderland.derivatives import taylor_errors
+from wonderland.landscape import classify_stationary_point
+from wonderland.landscape import convexity_test
+from wonderland.landscape import ConvexityReport
+from wonderland.landscape import find_stationary_points
+from wonderland.landscape import is_descent_direction
+from wonderland.landscape import is_local_minimum
+from wonderland.landscape import smoothness
+from wonderland.problems import Problem
 from wonderland.tensors import batched_matmul
 from wonderland.tensors import cosine_similarity
 from wonderland.tensors import dot
@@ -50,4 +60,15 @@ __all__ = [
     "check_grad",
     "taylor_errors",
     "fitted_order",
+    # §1.3.1 objectives and landscapes
+    "problems",
+    "Problem",
+    "landscape",
+    "is_descent_direction",
+    "classify_stationary_point",
+    "is_local_minimum",
+    "convexity_test",
+    "ConvexityReport",
+    "smoothness",
+    "find_stationary_points",
 ]

@@ -1,0 +1,268 @@
+"""Tests for wonderland.landscape: the definitions of §1.3.1, checked numerically."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wonderland import landscape
+from wonderland import problems
+
+KEY = jax.random.key(0)
+
+
+@functools.lru_cache(maxsize=None)
+def _get(name, **kwargs):
+  return problems.get(name, **kwargs)
+
+
+def _cube(x):
+  return x[0] ** 3
+
+
+def _neg_square(x):
+  return -jnp.sum(x**2)
+
+
+# is_descent_direction ----------------------------------------------------------
+
+
+def test_descent_direction_is_the_sign_of_the_directional_derivative():
+  f = _get("rosenbrock").fn
+  x = jnp.array([-1.0, 2.0])
+  g = jax.grad(f)(x)
+  assert bool(landscape.is_descent_direction(f, x, -g))  # steepest descent
+  assert not bool(landscape.is_descent_direction(f, x, g))
+  orthogonal = jnp.array([-g[1], g[0]])
+  assert not bool(landscape.is_descent_direction(f, x, orthogonal))  # D_p f = 0
+  # p descends exactly when it is within 90 degrees of -g (cos alpha < 0 with g).
+  for angle in (0.0, 1.0, 1.5, 1.65, 2.5, 3.1):
+    c, s = np.cos(angle), np.sin(angle)
+    p = jnp.array([[c, -s], [s, c]]) @ -g
+    assert bool(landscape.is_descent_direction(f, x, p)) == (c > 0), angle
+
+
+def test_descent_direction_rejects_a_misshapen_direction():
+  with pytest.raises(ValueError, match=r"p must be shaped like x, got x ~ \(2,\) and p ~ \(3,\)"):
+    landscape.is_descent_direction(_get("booth").fn, jnp.zeros(2), jnp.ones(3))
+
+
+# classify_stationary_point -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, x, kind",
+    [
+        ("himmelblau", [-0.270845, -0.923039], "maximum"),  # the reference's maximum
+        ("himmelblau", [3.0, 2.0], "minimum"),
+        ("himmelblau", [0.0, 0.0], "not stationary"),
+        ("saddle", [0.0, 0.0], "saddle"),
+        ("saddle", [0.5, 0.0], "not stationary"),
+        ("monkey_saddle", [0.0, 0.0], "degenerate"),
+        ("rosenbrock", [1.0, 1.001], "not stationary"),  # 1e-3 from the minimum
+        ("rosenbrock", [0.5, 0.25], "not stationary"),  # on the flat valley floor
+    ],
+)
+def test_classify_known_points(name, x, kind):
+  assert landscape.classify_stationary_point(_get(name).fn, jnp.array(x)) == kind
+
+
+def test_classify_one_dimensional_textbook_cases():
+  assert landscape.classify_stationary_point(_cube, jnp.array([0.0])) == "degenerate"
+  assert landscape.classify_stationary_point(_neg_square, jnp.zeros(3)) == "maximum"
+  # An indefinite Hessian is a saddle even with a zero eigenvalue.
+  f = lambda x: x[0] ** 2 - x[1] ** 2 + x[2] ** 4
+  assert landscape.classify_stationary_point(f, jnp.zeros(3)) == "saddle"
+
+
+def test_classify_rejects_bad_arguments():
+  f = _get("booth").fn
+  with pytest.raises(ValueError, match=r"x must be a point ~ \(d,\).*got shape \(1, 2\)"):
+    landscape.classify_stationary_point(f, jnp.zeros((1, 2)))
+  with pytest.raises(ValueError, match="tol must be a finite number > 0, got 0"):
+    landscape.classify_stationary_point(f, jnp.zeros(2), tol=0)
+  with pytest.raises(ValueError, match=r"booth takes a point x ~ \(2,\), got shape \(3,\)"):
+    landscape.classify_stationary_point(f, jnp.zeros(3))
+
+
+# is_local_minimum --------------------------------------------------------------
+
+
+def test_local_minimum_by_the_epsilon_ball_definition():
+  him = _get("himmelblau")
+  for x in him.minimizers:
+    assert bool(landscape.is_local_minimum(him.fn, x, KEY))
+  for x, _ in him.stationary_points:  # the maximum and the saddles
+    assert not bool(landscape.is_local_minimum(him.fn, x, KEY))
+  assert not bool(landscape.is_local_minimum(_get("saddle").fn, jnp.zeros(2), KEY))
+  # The monkey saddle's cubic drop is visible at a larger radius.
+  assert not bool(landscape.is_local_minimum(_get("monkey_saddle").fn, jnp.zeros(2), KEY, eps=0.1))
+  # A minimizer moved by 1e-2 is not a local minimum.
+  assert not bool(landscape.is_local_minimum(him.fn, him.minimizers[0] + 1e-2, KEY))
+
+
+def test_local_minimum_rejects_bad_arguments():
+  f = _get("booth").fn
+  with pytest.raises(ValueError, match="eps must be a finite number > 0, got -1"):
+    landscape.is_local_minimum(f, jnp.zeros(2), KEY, eps=-1)
+  with pytest.raises(ValueError, match="n must be a positive integer, got 0"):
+    landscape.is_local_minimum(f, jnp.zeros(2), KEY, n=0)
+
+
+# convexity_test ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, convex",
+    [("quadratic", True), ("booth", True), ("logistic_breast_cancer", True),
+     ("rastrigin", False), ("himmelblau", False)],
+)
+def test_convexity_test_separates_convex_from_non_convex(name, convex):
+  p = _get(name)
+  report = landscape.convexity_test(p.fn, KEY, p.bounds, n_pairs=256)
+  assert report.n_points == 256 * 8
+  if convex:
+    assert report.violation_fraction == 0.0
+    assert report.worst_violation <= 1e-5 * max(1.0, abs(float(p.fn(report.worst_x1))))
+  else:
+    assert report.violation_fraction > 0.05
+    # The worst chord really violates the inequality (recomputed in float64).
+    a = report.worst_alpha
+    x1 = np.asarray(report.worst_x1, np.float64)
+    x2 = np.asarray(report.worst_x2, np.float64)
+    with jax.enable_x64(True):
+      f = lambda x: float(p.fn(jnp.asarray(x, jnp.float64)))
+      gap = f(a * x1 + (1 - a) * x2) - (a * f(x1) + (1 - a) * f(x2))
+    assert gap == pytest.approx(report.worst_violation, rel=1e-3)
+    assert gap > 1.0
+
+
+def test_convexity_test_rejects_bad_bounds():
+  f = _get("booth").fn
+  with pytest.raises(ValueError, match="lower < upper"):
+    landscape.convexity_test(f, KEY, (jnp.ones(2), jnp.zeros(2)))
+  with pytest.raises(ValueError, match="same shape"):
+    landscape.convexity_test(f, KEY, (jnp.zeros(2), jnp.ones(3)))
+  with pytest.raises(ValueError, match="pair"):
+    landscape.convexity_test(f, KEY, jnp.zeros(3))
+  with pytest.raises(ValueError, match=r"bounds\[0\] must be a point ~ \(d,\)"):
+    landscape.convexity_test(f, KEY, (0.0, 1.0))
+  with pytest.raises(ValueError, match="n_pairs must be a positive integer"):
+    landscape.convexity_test(f, KEY, _get("booth").bounds, n_pairs=0)
+
+
+# smoothness --------------------------------------------------------------------
+
+
+def test_smoothness_of_quadratic_kappa_50_is_50():
+  q = _get("quadratic", kappa=50.0)
+  assert float(landscape.smoothness(q.fn, jnp.array([0.3, -2.0]))) == pytest.approx(50.0, rel=1e-3)
+
+
+def test_smoothness_matches_the_hessian_spectrum():
+  q = problems.get("quadratic", kappa=50.0, dim=8, key=jax.random.key(2))
+  assert float(landscape.smoothness(q.fn, jnp.ones(8))) == pytest.approx(50.0, rel=1e-3)
+  # Away from a quadratic: the largest |eigenvalue| of the Hessian at x.
+  him = _get("himmelblau")
+  for x in (jnp.array([1.0, -0.5]), jnp.array([-0.270845, -0.923039])):
+    top = np.max(np.abs(np.linalg.eigvalsh(np.asarray(jax.hessian(him.fn)(x)))))
+    assert float(landscape.smoothness(him.fn, x, key=KEY)) == pytest.approx(top, rel=1e-3)
+  # Eigenvalues +-2: the magnitude, not the sign.
+  assert float(landscape.smoothness(_get("saddle").fn, jnp.zeros(2))) == pytest.approx(2.0)
+  # Gradient descent with eta = 1/L decreases the quadratic at every step.
+  x = jnp.ones(8)
+  eta = 1 / float(landscape.smoothness(q.fn, x))
+  values = [float(q.fn(x))]
+  for _ in range(20):
+    x = x - eta * jax.grad(q.fn)(x)
+    values.append(float(q.fn(x)))
+  assert all(b < a for a, b in zip(values, values[1:]))
+
+
+def test_smoothness_rejects_bad_arguments():
+  with pytest.raises(ValueError, match="max_iter must be a positive integer, got 0"):
+    landscape.smoothness(_get("booth").fn, jnp.zeros(2), max_iter=0)
+
+
+# find_stationary_points --------------------------------------------------------
+
+
+def test_multistart_finds_himmelblau_four_minima_maximum_and_saddles():
+  p = _get("himmelblau")
+  found = landscape.find_stationary_points(p.fn, KEY, p.bounds, n_starts=256)
+  kinds = [kind for _, kind in found]
+  assert kinds.count("minimum") == 4
+  assert kinds.count("maximum") == 1
+  assert kinds.count("saddle") == 4
+  minima = np.array([np.asarray(x) for x, kind in found if kind == "minimum"])
+  reference = np.array([[3, 2], [-2.805118, 3.131312], [-3.779310, -3.283186],
+                        [3.584428, -1.848126]])
+  for r in reference:  # each reference minimum found once, to its printed digits
+    assert np.sum(np.max(np.abs(minima - r), axis=1) < 1e-5) == 1
+  (maximum,) = [x for x, kind in found if kind == "maximum"]
+  np.testing.assert_allclose(maximum, [-0.270845, -0.923039], atol=1e-5)
+  values = [float(p.fn(x)) for x, _ in found]
+  assert values == sorted(values)
+
+
+def _grid_extrema(values):
+  """Interior grid points lower (higher) than their 8 neighbours."""
+  core = values[1:-1, 1:-1]
+  neighbours = [values[1 + i:values.shape[0] - 1 + i, 1 + j:values.shape[1] - 1 + j]
+                for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)]
+  lower = np.all([core < n for n in neighbours], axis=0)
+  higher = np.all([core > n for n in neighbours], axis=0)
+  return np.argwhere(lower) + 1, np.argwhere(higher) + 1
+
+
+def test_multistart_finds_the_minima_maxima_and_saddles_of_sin_cos():
+  p = _get("sin_cos")
+  found = landscape.find_stationary_points(p.fn, KEY, p.bounds, n_starts=256)
+  by_kind = {k: np.array([np.asarray(x) for x, kind in found if kind == k]).reshape(-1, 2)
+             for k in landscape.KINDS}
+  interior = {k: v[np.all((v > 1e-3) & (v < 10 - 1e-3), axis=1)] for k, v in by_kind.items()}
+  # Independent reference: the local extrema of f on a 401 x 401 grid (numpy).
+  grid = np.linspace(0.0, 10.0, 401)
+  xs, ys = np.meshgrid(grid, grid, indexing="ij")
+  values = np.sin(xs) * np.cos(ys) + np.sin(xs / 2) * np.cos(ys / 2)
+  for kind, cells in zip(("minimum", "maximum"), _grid_extrema(values)):
+    expected = grid[cells]
+    got = interior[kind]
+    assert len(got) == len(expected), kind
+    for e in expected:
+      assert np.min(np.max(np.abs(got - e), axis=1)) <= 0.025, (kind, e)
+  assert len(interior["minimum"]) == 5 and len(interior["maximum"]) == 4
+  np.testing.assert_allclose(found[0][0], p.minimizers[0], atol=1e-4)  # lowest first
+  # Saddles: neither minima of f nor of -f on the eps-ball (sampled, no Hessian).
+  assert len(interior["saddle"]) == 9
+  neg = lambda x: -p.fn(x)
+  for x in interior["saddle"]:
+    assert not bool(landscape.is_local_minimum(p.fn, jnp.asarray(x), KEY))
+    assert not bool(landscape.is_local_minimum(neg, jnp.asarray(x), KEY))
+  assert not by_kind["degenerate"].size
+
+
+def test_multistart_on_rosenbrock_finds_only_the_minimum_not_the_flat_valley():
+  p = _get("rosenbrock")
+  found = landscape.find_stationary_points(p.fn, KEY, p.bounds, n_starts=64)
+  assert len(found) == 1 and found[0][1] == "minimum"
+  np.testing.assert_allclose(found[0][0], [1.0, 1.0], atol=1e-5)
+
+
+def test_multistart_finds_the_degenerate_monkey_saddle():
+  p = _get("monkey_saddle")
+  found = landscape.find_stationary_points(p.fn, KEY, p.bounds, n_starts=16)
+  assert len(found) == 1 and found[0][1] == "degenerate"
+  np.testing.assert_allclose(found[0][0], [0.0, 0.0], atol=1e-3)
+
+
+def test_find_stationary_points_rejects_bad_arguments():
+  p = _get("booth")
+  with pytest.raises(ValueError, match="n_starts must be a positive integer, got 0"):
+    landscape.find_stationary_points(p.fn, KEY, p.bounds, n_starts=0)
+  with pytest.raises(ValueError, match="merge_tol must be a finite number > 0"):
+    landscape.find_stationary_points(p.fn, KEY, p.bounds, merge_tol=-1.0)

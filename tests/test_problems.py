@@ -1,0 +1,277 @@
+"""Tests for wonderland.problems: the registry, the references' minima, the real data."""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wonderland import derivatives
+from wonderland import landscape
+from wonderland import problems
+
+ANALYTIC = [n for n in problems.names() if n not in ("logistic_breast_cancer", "mlp_digits")]
+
+# Minimizers and minima as printed by the references (Wikipedia's "Test functions
+# for optimization", the SFU library), typed in independently of the module.
+REFERENCE = {
+    ("quadratic", ()): ([[0, 0]], 0.0),
+    ("booth", ()): ([[1, 3]], 0.0),
+    ("matyas", ()): ([[0, 0]], 0.0),
+    ("rosenbrock", (("dim", 2),)): ([[1, 1]], 0.0),
+    ("rosenbrock", (("dim", 5),)): ([[1] * 5], 0.0),
+    ("beale", ()): ([[3, 0.5]], 0.0),
+    ("himmelblau", ()): (
+        [[3, 2], [-2.805118, 3.131312], [-3.779310, -3.283186], [3.584428, -1.848126]], 0.0),
+    ("rastrigin", (("dim", 3),)): ([[0, 0, 0]], 0.0),
+    ("ackley", (("dim", 2),)): ([[0, 0]], 0.0),
+    ("styblinski_tang", (("dim", 2),)): ([[-2.903534] * 2], -39.16616570377 * 2),
+    ("styblinski_tang", (("dim", 4),)): ([[-2.903534] * 4], -39.16616570377 * 4),
+    ("three_hump_camel", ()): ([[0, 0]], 0.0),
+    ("six_hump_camel", ()): ([[0.0898, -0.7126], [-0.0898, 0.7126]], -1.0316),
+    ("goldstein_price", ()): ([[0, -1]], 3.0),
+    ("mccormick", ()): ([[-0.54719, -1.54719]], -1.9133),
+    ("sin_cos", ()): ([[4.411326, 2 * math.pi]], -1.760173),
+    ("x_sin_2x", ()): ([[-5.542769], [5.542769]], -5.520354),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _get(name):
+  """One build per problem for the whole module (problems are immutable)."""
+  return problems.get(name, **({"hidden": 8} if name == "mlp_digits" else {}))
+
+
+@pytest.fixture(scope="module")
+def logistic():
+  return _get("logistic_breast_cancer")
+
+
+@pytest.fixture(scope="module")
+def mlp():
+  return _get("mlp_digits")
+
+
+@pytest.mark.parametrize("key", list(REFERENCE), ids=lambda k: k[0] + str(dict(k[1])))
+def test_minimizers_and_minimum_match_the_references(key):
+  name, kwargs = key
+  expected, fmin = REFERENCE[key]
+  p = problems.get(name, **dict(kwargs))
+  # Same set of minimizers, to the references' printed digits.
+  got = np.asarray(p.minimizers)
+  expected = np.asarray(expected, dtype=np.float64)
+  assert got.shape == expected.shape
+  for e in expected:
+    assert np.min(np.max(np.abs(got - e), axis=1)) < 1e-4, (name, e, got)
+  assert p.fmin == pytest.approx(fmin, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", ANALYTIC + ["logistic_breast_cancer"])
+def test_every_known_minimizer_is_a_stationary_minimum_with_value_fmin(name):
+  p = _get(name)
+  values = jax.vmap(p.fn)(p.minimizers)
+  np.testing.assert_allclose(values, p.fmin, rtol=1e-6, atol=1e-5)
+  for x in p.minimizers:
+    # Stationary (||grad f|| <= 1e-4 max(1, |lambda|_max): the float32 rounding
+    # of x, not a step of 1e-4 away) and a minimum (a positive definite Hessian).
+    assert landscape.classify_stationary_point(p.fn, x) == "minimum"
+  # Nothing sampled in the box is lower than fmin.
+  if p.bounded_below and p.minimizers.shape[0]:
+    lowest = jnp.min(jax.vmap(p.fn)(p.init(jax.random.key(0), 2048)))
+    assert float(lowest) >= p.fmin - 1e-5 * max(1.0, abs(p.fmin))
+
+
+@pytest.mark.parametrize("name", ["himmelblau", "saddle", "monkey_saddle", "x_sin_2x"])
+def test_listed_stationary_points_are_stationary_and_of_their_kind(name):
+  p = problems.get(name)
+  assert p.stationary_points
+  for x, kind in p.stationary_points:
+    assert landscape.classify_stationary_point(p.fn, x) == kind
+
+
+def test_himmelblau_local_maximum_matches_the_reference():
+  p = problems.get("himmelblau")
+  maxima = [x for x, kind in p.stationary_points if kind == "maximum"]
+  assert len(maxima) == 1
+  np.testing.assert_allclose(maxima[0], [-0.270845, -0.923039], atol=1e-6)
+  assert float(p.fn(maxima[0])) == pytest.approx(181.617, abs=1e-3)
+
+
+def test_sin_cos_minimum_is_the_lowest_point_of_a_fine_grid():
+  p = problems.get("sin_cos")
+  grid = np.linspace(0.0, 10.0, 801)
+  xs, ys = np.meshgrid(grid, grid, indexing="ij")
+  values = np.sin(xs) * np.cos(ys) + np.sin(xs / 2) * np.cos(ys / 2)  # numpy, float64
+  i = np.unravel_index(np.argmin(values), values.shape)
+  np.testing.assert_allclose(p.minimizers[0], [xs[i], ys[i]], atol=0.0125)
+  assert p.fmin <= values.min() < p.fmin + 1e-3
+
+
+def test_x_sin_2x_momentum_carries_past_the_local_minimum_gradient_descent_stops_in():
+  p = _get("x_sin_2x")
+
+  @jax.jit
+  def run(lam):
+    # g_t = -eta grad f(x_{t-1}) + lambda g_{t-1};  x_t = x_{t-1} + g_t  (§1.3.2)
+    def step(carry, _):
+      x, g = carry
+      g = -0.05 * jax.grad(p.fn)(x) + lam * g
+      return (x + g, g), None
+
+    (x, _), _ = jax.lax.scan(step, (jnp.array([-3.9]), jnp.zeros(1)), None, length=1000)
+    return x
+
+  np.testing.assert_allclose(run(0.0), [-2.456590], atol=1e-4)  # stuck
+  np.testing.assert_allclose(run(0.9), [0.0], atol=1e-4)  # carried past
+
+
+@pytest.mark.parametrize("name", ["quadratic", "booth", "matyas", "rastrigin", "saddle"])
+def test_smoothness_and_strong_convexity_match_the_hessian(name):
+  p = problems.get(name)
+  x = p.minimizers[0] if p.minimizers.shape[0] else jnp.zeros(p.dim)
+  eigenvalues = np.linalg.eigvalsh(np.asarray(jax.hessian(p.fn)(x)))
+  assert p.smoothness == pytest.approx(np.max(np.abs(eigenvalues)), rel=1e-5)
+  if p.strong_convexity is not None:
+    assert p.strong_convexity == pytest.approx(eigenvalues.min(), rel=1e-5)
+
+
+def test_quadratic_spreads_eigenvalues_over_one_to_kappa_even_when_rotated():
+  p = problems.get("quadratic", kappa=100.0, dim=5, key=jax.random.key(1))
+  hess = np.asarray(jax.hessian(p.fn)(jnp.zeros(5)))
+  np.testing.assert_allclose(np.linalg.eigvalsh(hess), np.linspace(1, 100, 5), rtol=1e-4)
+  assert np.max(np.abs(hess - np.diag(np.diag(hess)))) > 1.0  # really rotated
+  assert (p.smoothness, p.strong_convexity, p.convex) == (100.0, 1.0, True)
+
+
+@pytest.mark.parametrize("name", problems.names())
+def test_init_stays_inside_the_bounds(name):
+  p = _get(name)
+  lower, upper = p.bounds
+  assert lower.shape == upper.shape == (p.dim,)
+  x = p.init(jax.random.key(3), 64)
+  assert x.shape == (64, p.dim)
+  assert bool(jnp.all((x >= lower) & (x <= upper)))
+  # Different keys give different points.
+  assert not np.allclose(x, p.init(jax.random.key(4), 64))
+
+
+def test_two_d_lists_a_dozen_two_dimensional_registry_problems():
+  assert len(problems.two_d()) >= 12
+  for name in problems.two_d():
+    assert problems.get(name).dim == 2
+  assert "quadratic" in problems.two_d()
+
+
+def test_unknown_name_lists_the_valid_names():
+  with pytest.raises(ValueError, match="unknown problem 'rosenbrok'.*rosenbrock"):
+    problems.get("rosenbrok")
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, match",
+    [
+        ("rosenbrock", {"dim": 1}, "dim must be an integer >= 2, got 1"),
+        ("rastrigin", {"dim": 0}, "dim must be an integer >= 1, got 0"),
+        ("ackley", {"dim": 2.5}, "dim must be an integer"),
+        ("quadratic", {"kappa": 0.5}, "kappa must be a finite number >= 1.0, got 0.5"),
+        ("quadratic", {"kappa": 10.0, "dim": 1}, "dim=1 .* kappa must be 1"),
+        ("booth", {"dim": 3}, "'booth' got unexpected argument.*dim.*no arguments"),
+        ("rosenbrock", {"kappa": 3}, "unexpected argument.*kappa.*accepts: dim"),
+        ("logistic_breast_cancer", {"l2": 0.0}, "l2 must be a finite number > 0"),
+        ("mlp_digits", {"hidden": 0}, "hidden must be a positive integer, got 0"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(name, kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    problems.get(name, **kwargs)
+
+
+def test_wrong_dimension_input_names_the_expected_dim():
+  p = problems.get("rosenbrock", dim=3)
+  with pytest.raises(ValueError, match=r"rosenbrock takes a point x ~ \(3,\), got shape \(2,\)"):
+    p.fn(jnp.ones(2))
+  with pytest.raises(ValueError, match=r"x ~ \(3,\), got shape \(4, 3\)"):
+    jax.jit(p.fn)(jnp.ones((4, 3)))
+  np.testing.assert_allclose(jax.vmap(p.fn)(jnp.ones((4, 3))), np.zeros(4))
+  assert float(p.fn(jnp.array([1, 1, 1]))) == 0.0  # integers are promoted
+  with pytest.raises(ValueError, match="init: n must be a positive integer, got 0"):
+    p.init(jax.random.key(0), 0)
+
+
+def test_logistic_regression_minimizer_matches_scikit_learn(logistic):
+  from sklearn.datasets import load_breast_cancer
+  from sklearn.linear_model import LogisticRegression
+
+  data = load_breast_cancer()
+  features = (data.data - data.data.mean(0)) / data.data.std(0)
+  augmented = np.hstack([features, np.ones((len(features), 1))])
+  n, l2 = len(features), 1e-2
+  # sklearn minimizes 1/2 ||w||^2 + C sum_i loss_i: C = 1/(n l2) is our objective
+  # times 1/l2. fit_intercept=False with a column of ones regularizes the bias too.
+  model = LogisticRegression(C=1 / (n * l2), fit_intercept=False, tol=1e-10, max_iter=10_000)
+  model.fit(augmented, data.target)
+  np.testing.assert_allclose(logistic.minimizers[0], model.coef_[0], atol=2e-4)
+  assert logistic.dim == 31 and logistic.convex and logistic.strong_convexity == l2
+  # L bounds the Hessian's largest eigenvalue, at the minimizer and elsewhere.
+  for x in (logistic.minimizers[0], jnp.zeros(31)):
+    top = np.linalg.eigvalsh(np.asarray(jax.hessian(logistic.fn)(x))).max()
+    assert top <= logistic.smoothness * (1 + 1e-5)
+  top_at_zero = np.linalg.eigvalsh(np.asarray(jax.hessian(logistic.fn)(jnp.zeros(31)))).max()
+  assert top_at_zero == pytest.approx(logistic.smoothness, rel=1e-4)  # attained at 0
+
+
+def test_minibatch_is_the_full_loss_at_full_size_and_unbiased_below(logistic):
+  x = logistic.init(jax.random.key(0), 1)[0]
+
+  @jax.jit
+  def losses(key):
+    full = logistic.fn(x)
+    whole = logistic.minibatch(key, 569)(x)
+    keys = jax.random.split(key, 1024)
+    batches = jax.vmap(lambda k: logistic.minibatch(k, 16)(x))(keys)
+    return full, whole, batches
+
+  full, whole, batches = losses(jax.random.key(1))
+  assert float(whole) == pytest.approx(float(full), rel=1e-5)
+  assert float(jnp.std(batches)) > 0.01 * float(full)  # really a sample
+  standard_error = float(jnp.std(batches)) / math.sqrt(1024)
+  assert abs(float(jnp.mean(batches)) - float(full)) < 4 * standard_error
+  with pytest.raises(ValueError, match=r"batch_size must be an integer in \[1, 569\], got 570"):
+    logistic.minibatch(jax.random.key(0), 570)
+
+
+def test_mlp_digits_shapes_gradient_and_init(mlp):
+  assert mlp.dim == 75 * 8 + 10 and mlp.convex is False and math.isnan(mlp.fmin)
+  assert mlp.minimizers.shape == (0, mlp.dim)
+  x = mlp.init(jax.random.key(0), 1)[0]
+  params = mlp.unravel(x)
+  assert {k: v.shape for k, v in params.items()} == {
+      "w1": (64, 8), "b1": (8,), "w2": (8, 10), "b2": (10,)}
+  assert float(jnp.std(params["w1"])) == pytest.approx(0.88 / 8, rel=0.1)  # LeCun
+  assert float(jnp.max(jnp.abs(params["b1"]))) == 0.0
+
+  @jax.jit
+  def check(x, key):
+    # The gradient along v against a central difference (h = 1e-2).
+    g = jax.grad(mlp.fn)(x)
+    v = g / jnp.linalg.norm(g) + jax.random.normal(key, x.shape) / math.sqrt(x.shape[0])
+    fd = (mlp.fn(x + 1e-2 * v) - mlp.fn(x - 1e-2 * v)) / 2e-2
+    dd = derivatives.directional_derivative(mlp.fn, x, v)
+    return mlp.fn(x), dd, fd, mlp.minibatch(key, 1797)(x)
+
+  value, dd, fd, whole = check(x, jax.random.key(1))
+  assert float(value) == pytest.approx(math.log(10), rel=0.3)  # small random init
+  assert float(dd) == pytest.approx(float(fd), rel=1e-2)
+  assert float(whole) == pytest.approx(float(value), rel=1e-5)
+
+
+def test_real_data_without_scikit_learn_says_which_extra_to_install(monkeypatch):
+  monkeypatch.setitem(sys.modules, "sklearn", None)
+  for name in ("logistic_breast_cancer", "mlp_digits"):
+    with pytest.raises(ImportError, match=r'pip install "wonderland\[data\]"'):
+      problems.get(name)
