@@ -1,0 +1,96 @@
+"""Runs the shared tiny sweep in a fresh process; used by tests/test_sweep.py.
+
+Usage:
+  python tests/_sweep_worker.py devices N OUT.npz
+      N simulated CPU devices in one process (XLA_FLAGS set before jax loads).
+  python tests/_sweep_worker.py process I PORT OUT.npz
+      process I of 2, coordinated on 127.0.0.1:PORT with gloo collectives.
+
+Each writes the sweep's arrays, as this process sees them, to OUT.npz.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def problem():
+  """The tiny sweep every process runs: momentum SGD on 2-D Rosenbrock."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+
+  def rosenbrock(p):
+    x, y = p["xy"][0], p["xy"][1]
+    return (1.0 - x) ** 2 + 100.0 * (y - x**2) ** 2 + jnp.sum(p["z"] ** 2)
+
+  grid = {"learning_rate": np.array([1e-4, 1e-3, 4e-3])}
+  x0 = {
+      "xy": np.array([[-1.5, 2.0], [0.0, 0.0], [1.2, 1.2]], np.float32),
+      "z": np.array([[1.0], [-2.0], [0.5]], np.float32),
+  }
+  kwargs = dict(steps=20, fixed={"momentum": 0.9}, chunk_steps=8)
+  return rosenbrock, optax.sgd, grid, x0, kwargs
+
+
+def run_and_save(out: str) -> None:
+  # Imported here: XLA_FLAGS must be set before jax loads.
+  # pylint: disable=g-import-not-at-top
+  import jax
+  import numpy as np
+
+  # wonderland.sweep may be re-exported as the function: import from the module.
+  from wonderland.sweep import sweep
+
+  f, make, grid, x0, kwargs = problem()
+  result = sweep(f, make, grid, x0, **kwargs)
+  arrays = {
+      "values": result.values,
+      "grad_norms": result.grad_norms,
+      "diverged": result.diverged,
+      "xy": result.final_params["xy"],
+      "z": result.final_params["z"],
+  }
+  # 8 configs x 1 seed: divides evenly over 1, 2 or 8 devices.
+  even = sweep(
+      f, make, {"learning_rate": np.linspace(1e-4, 1e-3, 8)},
+      {k: v[:1] for k, v in x0.items()}, steps=3, fixed={"momentum": 0.9},
+  )
+  np.savez(
+      out,
+      device_count=jax.device_count(),
+      process_count=jax.process_count(),
+      num_shards=len(result.values.sharding.device_set),
+      even_spec=np.array([str(a) for a in even.values.sharding.spec]),
+      even_values=np.asarray(even.values),
+      **{k: np.asarray(v) for k, v in arrays.items()},
+  )
+
+
+def main(argv):
+  mode = argv[1]
+  if mode == "devices":
+    os.environ["XLA_FLAGS"] = (
+        f"--xla_force_host_platform_device_count={int(argv[2])}"
+    )
+    run_and_save(argv[3])
+  elif mode == "process":
+    import jax  # pylint: disable=g-import-not-at-top
+
+    jax.config.update("jax_platforms", "cpu")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=f"127.0.0.1:{int(argv[3])}",
+        num_processes=2,
+        process_id=int(argv[2]),
+        initialization_timeout=60,
+    )
+    run_and_save(argv[4])
+    jax.distributed.shutdown()
+  else:
+    raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+  main(sys.argv)

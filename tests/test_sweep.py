@@ -1,0 +1,349 @@
+"""Tests of wonderland.sweep: layout, minimize equality, compiles, devices."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from wonderland.run import minimize
+from wonderland.sweep import SweepResult
+from wonderland.sweep import sweep
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _sweep_worker  # pylint: disable=wrong-import-position
+
+WORKER = Path(__file__).parent / "_sweep_worker.py"
+BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+
+
+def rosenbrock(x):
+  return (1.0 - x[0]) ** 2 + 100.0 * (x[1] - x[0] ** 2) ** 2
+
+
+X0 = np.array([[-1.5, 2.0], [0.0, 0.0], [1.2, 1.2]], np.float32)
+LRS = np.array([1e-4, 1e-3, 4e-3])  # 4e-3 diverges from the first seed
+STEPS = 20
+
+
+@pytest.fixture(scope="module")
+def base():
+  return sweep(rosenbrock, optax.sgd, {"learning_rate": LRS}, X0,
+               steps=STEPS, fixed={"momentum": 0.9})
+
+
+def test_shapes_and_layout(base):
+  assert isinstance(base, SweepResult)
+  assert base.values.shape == (3, 3, STEPS)
+  assert base.grad_norms.shape == (3, 3, STEPS)
+  assert base.final_params.shape == (3, 3, 2)
+  assert base.diverged.shape == (3, 3)
+  assert base.names == ("learning_rate",)
+  np.testing.assert_array_equal(base.hparams["learning_rate"], LRS)
+  assert base.fixed == {"momentum": 0.9} and base.steps == STEPS
+  assert base.compile_seconds >= 0.0 and base.run_seconds > 0.0
+
+
+def test_every_cell_equals_minimize(base):
+  for i, lr in enumerate(LRS):
+    opt = optax.sgd(float(lr), momentum=0.9)  # one compile per optimizer
+    for s in range(len(X0)):
+      trace = minimize(rosenbrock, opt, jnp.asarray(X0[s]), steps=STEPS)
+      assert bool(base.diverged[i, s]) == bool(trace.diverged), (i, s)
+      # The batched program rounds differently from the single one in the
+      # last bit (x64 below shows the two are the same iteration); heavy
+      # momentum on Rosenbrock's valley amplifies that to ~1e-4 by step 20.
+      np.testing.assert_allclose(base.values[i, s], trace.values, rtol=1e-3,
+                                 atol=1e-4, err_msg=f"cell {i}, seed {s}")
+      np.testing.assert_allclose(base.grad_norms[i, s], trace.grad_norms,
+                                 rtol=1e-3, atol=1e-3)
+      np.testing.assert_allclose(base.final_params[i, s], trace.params,
+                                 rtol=1e-3, atol=1e-5)
+
+
+def test_cell_equals_minimize_in_float64():
+  with jax.enable_x64(True):
+    x0 = X0.astype(np.float64)
+    result = sweep(rosenbrock, optax.sgd, {"learning_rate": LRS[:2]}, x0,
+                   steps=STEPS, fixed={"momentum": 0.9})
+    assert result.values.dtype == np.float64
+    for i, lr in enumerate(LRS[:2]):
+      opt = optax.sgd(float(lr), momentum=0.9)
+      for s in range(len(x0)):
+        trace = minimize(rosenbrock, opt, jnp.asarray(x0[s]), steps=STEPS)
+        np.testing.assert_allclose(result.values[i, s], trace.values,
+                                   rtol=1e-11)
+
+
+def test_divergence_is_isolated(base):
+  diverged = np.asarray(base.diverged)
+  assert diverged[2, 0] and diverged.sum() == 1
+  values = np.asarray(base.values)
+  first_nan = int(np.argmax(np.isnan(values[2, 0])))
+  assert 0 < first_nan and np.all(np.isnan(values[2, 0, first_nan:]))
+  assert np.all(np.isfinite(values[~diverged]))
+  assert np.all(np.isfinite(np.asarray(base.final_params)))
+  # The frozen run keeps the last point it reached.
+  trace = minimize(rosenbrock, optax.sgd(4e-3, momentum=0.9),
+                   jnp.asarray(X0[0]), steps=STEPS)
+  assert int(trace.num_steps) == first_nan
+  np.testing.assert_allclose(base.final_params[2, 0], trace.params, rtol=1e-5)
+
+
+def test_two_dimensional_grid_with_wonderland_momentum():
+  optim = pytest.importorskip("wonderland.optim")
+  grid = {"learning_rate": np.array([1e-4, 1e-3]),
+          "decay": np.array([0.0, 0.5, 0.9])}
+  result = sweep(rosenbrock, optim.momentum, grid, X0[:2], steps=10)
+  assert result.values.shape == (2, 3, 2, 10)
+  assert result.hparams["decay"].shape == (2, 3)
+  np.testing.assert_array_equal(result.hparams["decay"][1], grid["decay"])
+  np.testing.assert_array_equal(result.hparams["learning_rate"][:, 2],
+                                grid["learning_rate"])
+  for i, j in [(0, 0), (1, 2)]:  # two corners of the grid
+    lr, decay = grid["learning_rate"][i], grid["decay"][j]
+    trace = minimize(rosenbrock, optim.momentum(float(lr), float(decay)),
+                     jnp.asarray(X0[1]), steps=10)
+    np.testing.assert_allclose(result.values[i, j, 1], trace.values,
+                               rtol=2e-5)
+
+
+def test_non_numeric_fixed_argument():
+  result = sweep(rosenbrock, optax.sgd, {"learning_rate": LRS[:2]}, X0[:1],
+                 steps=10, fixed={"momentum": 0.9, "nesterov": True})
+  plain = minimize(rosenbrock, optax.sgd(float(LRS[1]), 0.9, nesterov=True),
+                   jnp.asarray(X0[0]), steps=10)
+  heavy = minimize(rosenbrock, optax.sgd(float(LRS[1]), 0.9),
+                   jnp.asarray(X0[0]), steps=10)
+  np.testing.assert_allclose(result.values[1, 0], plain.values, rtol=1e-5)
+  assert not np.allclose(result.values[1, 0], heavy.values, rtol=1e-3)
+
+
+def test_pytree_params_and_empty_grid():
+  x0 = {"w": np.ones((2, 3), np.float32), "b": np.array([0.5, -1.0])}
+  f = lambda p: jnp.sum((p["w"] - 2.0) ** 2) + p["b"] ** 2
+  result = sweep(f, optax.sgd, {}, x0, steps=5,
+                 fixed={"learning_rate": 0.1})
+  assert result.values.shape == (2, 5)
+  assert result.final_params["w"].shape == (2, 3)
+  assert result.final_params["b"].shape == (2,)
+  assert result.best() == {}
+  # gd on (w - 2)^2 + b^2 with eta = 0.1: each coordinate shrinks by 0.8.
+  np.testing.assert_allclose(result.final_params["w"],
+                             2.0 - 0.8**5 * np.ones((2, 3)), rtol=1e-5)
+  np.testing.assert_allclose(result.final_params["b"],
+                             0.8**5 * np.array([0.5, -1.0]), rtol=1e-5)
+
+
+def test_chunks_equal_one_program_and_log_progress(base, caplog):
+  with caplog.at_level(logging.INFO, logger="absl"):
+    chunked = sweep(rosenbrock, optax.sgd, {"learning_rate": LRS}, X0,
+                    steps=STEPS, fixed={"momentum": 0.9}, chunk_steps=6)
+  lines = [r.getMessage() for r in caplog.records if "sweep:" in r.getMessage()]
+  assert len(lines) == 4  # ceil(20 / 6) chunks
+  assert lines[-1].startswith("sweep: 20/20 steps of 9 runs")
+  assert "1 diverged" in lines[-1]
+  for name in ("values", "grad_norms", "final_params", "diverged"):
+    np.testing.assert_array_equal(getattr(chunked, name), getattr(base, name),
+                                  err_msg=name)
+
+
+def test_new_values_compile_nothing_and_reproduce():
+  f = lambda x: jnp.sum((x - 1.0) ** 2)  # a fresh f: a fresh program
+  compiles = []
+
+  def listener(event, duration, **kwargs):
+    del duration, kwargs
+    if event == BACKEND_COMPILE:
+      compiles.append(event)
+
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    args = dict(steps=8, fixed={"b1": 0.9})
+    first = sweep(f, optax.adam, {"learning_rate": np.array([0.1, 0.2])},
+                  np.zeros((2, 3), np.float32), **args)
+    n_first = len(compiles)
+    second = sweep(f, optax.adam, {"learning_rate": np.array([0.3, 0.05])},
+                   np.ones((2, 3), np.float32), **args)
+    n_second = len(compiles) - n_first
+    again = sweep(f, optax.adam, {"learning_rate": np.array([0.1, 0.2])},
+                  np.zeros((2, 3), np.float32), **args)
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
+  assert n_first >= 2  # init, chunk (and assembly) programs
+  assert n_second == 0
+  assert not np.array_equal(first.values, second.values)
+  for name in ("values", "grad_norms", "final_params", "diverged"):
+    np.testing.assert_array_equal(getattr(first, name), getattr(again, name))
+
+
+def _result(values, diverged, lrs):
+  values = np.asarray(values, np.float32)
+  return SweepResult(
+      values=values, grad_norms=values, final_params=None,
+      diverged=np.asarray(diverged), hparams={"learning_rate": np.asarray(lrs)},
+      names=("learning_rate",), fixed={}, steps=values.shape[-1],
+      compile_seconds=0.0, run_seconds=0.0,
+  )
+
+
+def test_best_uses_the_median_over_seeds_and_diverged_as_worst():
+  # 3 learning rates x 3 seeds x 4 steps.
+  values = np.array([
+      [[9, 5, 3, 2.0], [9, 5, 3, 2.0], [9, 5, 3, 2.0]],       # median 2
+      [[9, 1, 0.5, 0.1], [9, 8, 7, 6.0], [9, 1, 0.5, 0.4]],   # median 0.4
+      [[9, 1, 0.1, 0.0], [9, 1, 0.1, 0.0], [9, 1, 0.1, 0.0]],  # 2 diverged
+  ])
+  diverged = np.array([[0, 0, 0], [0, 0, 0], [1, 0, 1]], bool)
+  result = _result(values, diverged, [0.1, 0.2, 0.3])
+  np.testing.assert_allclose(result.score(), [2.0, 0.4, np.inf])
+  assert result.best() == {"learning_rate": 0.2}
+  # Steps to f <= 1: rows need [inf x3], [2, inf, 2], [inf, 2, inf].
+  np.testing.assert_allclose(result.score("steps_to_target", target=1.0),
+                             [np.inf, 2.0, np.inf])
+  assert result.best("steps_to_target", target=1.0) == {"learning_rate": 0.2}
+  # Nobody reaches 1e-3 without diverging: ties broken by the final value.
+  assert result.best("steps_to_target", target=1e-3) == {"learning_rate": 0.2}
+  assert result.best("steps_to_target", target=2.5) == {"learning_rate": 0.2}
+  np.testing.assert_allclose(result.score("steps_to_target", target=2.5),
+                             [4.0, 2.0, np.inf])
+
+
+def test_best_on_a_real_sweep(base):
+  per_run = np.where(np.asarray(base.diverged), np.inf,
+                     np.asarray(base.values)[..., -1])
+  expected = LRS[np.argmin(np.median(per_run, axis=1))]
+  assert base.best() == {"learning_rate": float(expected)}
+
+
+def test_bad_best_arguments(base):
+  with pytest.raises(ValueError, match="metric must be one of"):
+    base.best("loss")
+  with pytest.raises(ValueError, match="target must be a finite number"):
+    base.best("steps_to_target")
+  with pytest.raises(ValueError, match="target is only used with"):
+    base.score("final_value", target=1.0)
+
+
+@pytest.mark.parametrize(
+    "grid, kwargs, match",
+    [
+        ({"lr": LRS}, {},
+         r"grid name 'lr' is not a hyperparameter of sgd; accepted names are "
+         r"learning_rate, momentum, nesterov"),
+        ({"learning_rate": LRS.reshape(3, 1)}, {},
+         r"grid\['learning_rate'\] must be a non-empty 1-D array of numbers, "
+         r"got shape \(3, 1\)"),
+        ({"learning_rate": np.array([])}, {}, "non-empty 1-D"),
+        ({"learning_rate": np.array(["a"])}, {}, "1-D array of numbers"),
+        ({"learning_rate": LRS}, {"steps": 0},
+         "steps must be a positive integer, got 0"),
+        ({"learning_rate": LRS}, {"chunk_steps": 0},
+         "chunk_steps must be a positive integer"),
+        ({"learning_rate": LRS}, {"fixed": {"learning_rate": 0.1}},
+         "fixed must not repeat a swept name, got learning_rate"),
+        ({"learning_rate": LRS}, {"fixed": {"decay": 0.9}},
+         "fixed name 'decay' is not a hyperparameter of sgd"),
+        ({"learning_rate": LRS}, {"fixed": {"momentum": [0.9]}},
+         r"fixed\['momentum'\] must be hashable"),
+        ({}, {}, "sgd requires learning_rate; give it in grid or in fixed"),
+        ("learning_rate", {}, "grid must be a dict"),
+    ],
+)
+def test_bad_sweep_arguments(grid, kwargs, match):
+  kwargs = {"steps": 3, **kwargs}
+  with pytest.raises(ValueError, match=match):
+    sweep(rosenbrock, optax.sgd, grid, X0, **kwargs)
+
+
+def test_x0_without_seed_axis():
+  with pytest.raises(ValueError, match="x0 must have a leading seed axis"):
+    sweep(rosenbrock, optax.sgd, {"learning_rate": LRS}, X0[0], steps=3)
+  with pytest.raises(ValueError, match="x0 must have a leading seed axis"):
+    sweep(rosenbrock, optax.sgd, {"learning_rate": LRS}, np.float32(1.0),
+          steps=3)
+  with pytest.raises(ValueError, match="leading seed axis shared by every"):
+    sweep(lambda p: p["a"] @ p["b"], optax.sgd, {"learning_rate": LRS},
+          {"a": np.ones((2, 3)), "b": np.ones((3, 3))}, steps=3)
+
+
+# --- 8 simulated devices and 2 processes give the one-device result ---------
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """The worker's problem run here (one process, this process's devices)."""
+  out = tmp_path_factory.mktemp("sweep") / "here.npz"
+  _sweep_worker.run_and_save(str(out))
+  return np.load(out)
+
+
+def _env():
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)
+  env["JAX_PLATFORMS"] = "cpu"
+  return env
+
+
+def _assert_same(got, want):
+  for name in ("values", "grad_norms", "diverged", "xy", "z"):
+    np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+@pytest.mark.slow
+def test_eight_devices_equal_one(reference, tmp_path):
+  out = tmp_path / "eight.npz"
+  subprocess.run(
+      [sys.executable, str(WORKER), "devices", "8", str(out)],
+      env=_env(), check=True, timeout=120, capture_output=True,
+  )
+  got = np.load(out)
+  assert int(got["device_count"]) == 8
+  assert int(got["num_shards"]) == 8  # the result lives on all 8 devices
+  # 8 configs x 1 seed divide evenly: that result is sharded, not replicated.
+  assert list(got["even_spec"]) == ["runs"]
+  _assert_same(got, reference)
+  np.testing.assert_array_equal(got["even_values"], reference["even_values"])
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one(reference, tmp_path):
+  port = _free_port()
+  procs, outs = [], []
+  for i in range(2):
+    outs.append(tmp_path / f"process{i}.npz")
+    procs.append(subprocess.Popen(
+        [sys.executable, str(WORKER), "process", str(i), str(port),
+         str(outs[-1])],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    ))
+  logs = []
+  try:
+    for p in procs:
+      logs.append(p.communicate(timeout=120)[0].decode(errors="replace"))
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+        p.wait()
+  for p, log in zip(procs, logs):
+    assert p.returncode == 0, log[-3000:]
+  for out in outs:
+    got = np.load(out)
+    assert int(got["process_count"]) == 2 and int(got["device_count"]) == 2
+    _assert_same(got, reference)

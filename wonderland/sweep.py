@@ -1,0 +1,489 @@
+"""Thousands of runs of §1.3's iteration as one compiled, sharded program.
+
+``sweep(f, make_optimizer, grid, x0, steps=...)`` runs ``minimize``'s step
+(see ``wonderland.run``: values[t-1] = f(x_t), divergence freezes a run) for
+every point of the hyperparameter grid times every initial point in x0:
+
+- the hyperparameters are traced values (``optax.inject_hyperparams``), so the
+  whole grid is one program, and a second sweep with the same shapes but new
+  values compiles nothing (jax caches the programs; keep passing the same
+  ``f`` and ``make_optimizer`` objects);
+- the runs, flattened in C order with seeds innermost, are padded to a
+  multiple of the device count and sharded over every device of every process
+  (a one-axis ``Mesh`` named ``"runs"`` and a ``NamedSharding``);
+- the steps run in chunks of at most ``chunk_steps``, with an absl
+  ``logging.info`` line after each chunk (the last chunk may overshoot
+  ``steps``; the extra steps are masked and dropped);
+- on CPU the same inputs give bitwise identical arrays, on one device or many.
+
+Each returned array is sharded along its first axis that divides evenly by the
+device count, replicated on every device otherwise; with several processes it
+is replicated, so every process holds the same, complete result.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import time
+from typing import Any, Callable, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from wonderland import run
+
+__all__ = ["SweepResult", "sweep", "METRICS"]
+
+PyTree = Any
+
+METRICS = ("final_value", "steps_to_target")
+
+_AXIS = "runs"
+
+
+class SweepResult(NamedTuple):
+  """The runs of a sweep, laid out on the grid.
+
+  ``G`` below is the grid's shape, the lengths of its value arrays in the
+  dict's order, and ``S`` the number of initial points (seeds).
+
+  Attributes:
+    values: f(x_t) for t = 1..steps ~ (*G, S, steps); NaN from the step at
+      which a run diverged.
+    grad_norms: ||grad f(x_t)|| ~ (*G, S, steps), NaN likewise.
+    final_params: the last accepted x_t of every run, a pytree like one seed of
+      x0 with leaves ~ (*G, S, *leaf).
+    diverged: whether each run diverged ~ (*G, S).
+    hparams: name -> the swept values broadcast to the grid ~ G (numpy).
+    names: the swept hyperparameter names, in the grid's order.
+    fixed: the fixed (not swept) keyword arguments of the factory.
+    steps: the number of steps.
+    compile_seconds: time spent lowering and compiling (near 0 when cached).
+    run_seconds: time spent running the compiled programs.
+  """
+
+  values: jax.Array
+  grad_norms: jax.Array
+  final_params: PyTree
+  diverged: jax.Array
+  hparams: dict[str, np.ndarray]
+  names: tuple[str, ...]
+  fixed: dict[str, Any]
+  steps: int
+  compile_seconds: float
+  run_seconds: float
+
+  def score(
+      self, metric: str = "final_value", target: float | None = None
+  ) -> np.ndarray:
+    """The median over seeds of ``metric`` for every grid point ~ G.
+
+    Args:
+      metric: ``"final_value"``, f at the last step, or
+        ``"steps_to_target"``, the first t with f(x_t) <= target (+inf if never
+        reached), as in DeepOBS and AlgoPerf. Lower is better for both;
+        diverged runs score +inf.
+      target: the value to reach, for ``"steps_to_target"`` only.
+
+    Raises:
+      ValueError: for an unknown metric, or a target missing, not finite, or
+        given with ``"final_value"``.
+    """
+    if metric not in METRICS:
+      raise ValueError(
+          f"metric must be one of {', '.join(repr(m) for m in METRICS)}, got "
+          f"{metric!r}."
+      )
+    diverged = np.asarray(self.diverged)
+    values = np.asarray(self.values)
+    if metric == "final_value":
+      if target is not None:
+        raise ValueError(
+            f"target is only used with metric='steps_to_target', got "
+            f"target={target!r} with metric='final_value'."
+        )
+      per_run = np.where(diverged, np.inf, values[..., -1])
+    else:
+      if (isinstance(target, bool) or not isinstance(target, numbers.Real)
+          or not math.isfinite(target)):
+        raise ValueError(
+            f"target must be a finite number for metric='steps_to_target', "
+            f"got {target!r}."
+        )
+      reached = values <= target
+      first = np.argmax(reached, axis=-1) + 1.0
+      per_run = np.where(reached.any(axis=-1) & ~diverged, first, np.inf)
+    return np.median(per_run.astype(np.float64), axis=-1)
+
+  def best(
+      self, metric: str = "final_value", target: float | None = None
+  ) -> dict[str, float]:
+    """The hyperparameters with the lowest median ``metric`` over seeds.
+
+    Ties (for instance grid points that never reach the target) are broken by
+    the median final value, then by grid order.
+
+    Args:
+      metric: see ``score``.
+      target: see ``score``.
+
+    Returns:
+      A dict name -> value (a Python float) of the best grid point; an empty
+      dict for an empty grid.
+    """
+    primary = self.score(metric, target).ravel()
+    secondary = self.score("final_value").ravel()
+    order = np.lexsort((np.arange(primary.size), secondary, primary))
+    index = np.unravel_index(order[0], np.shape(self.score(metric, target)))
+    return {name: float(self.hparams[name][index]) for name in self.names}
+
+
+def _accepted_names(make_optimizer) -> tuple[list[str], list[str]] | None:
+  """(keyword names, required names) of the factory; None if it takes **kw."""
+  try:
+    sig = inspect.signature(make_optimizer)
+  except (TypeError, ValueError):
+    return None
+  kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+           inspect.Parameter.KEYWORD_ONLY)
+  params = list(sig.parameters.values())
+  if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params):
+    return None
+  names = [p.name for p in params if p.kind in kinds]
+  required = [
+      p.name for p in params
+      if p.kind in kinds and p.default is inspect.Parameter.empty
+  ]
+  return names, required
+
+
+def _factory_name(make_optimizer) -> str:
+  return getattr(make_optimizer, "__name__", repr(make_optimizer))
+
+
+def _check_grid(make_optimizer, grid, fixed):
+  """Validates grid and fixed; returns (names, host value arrays)."""
+  if not callable(make_optimizer):
+    raise ValueError(
+        f"make_optimizer must be a callable returning an optax "
+        f"GradientTransformation (such as optax.adam), got {make_optimizer!r}."
+    )
+  if not isinstance(grid, Mapping):
+    raise ValueError(
+        f"grid must be a dict from hyperparameter name to a 1-D array of "
+        f"values, got {type(grid).__name__}."
+    )
+  if fixed is None:
+    fixed = {}
+  if not isinstance(fixed, Mapping):
+    raise ValueError(
+        f"fixed must be a dict of keyword arguments for make_optimizer, got "
+        f"{type(fixed).__name__}."
+    )
+  accepted = _accepted_names(make_optimizer)
+  for kind, names in (("grid", grid), ("fixed", fixed)):
+    for name in names:
+      if accepted is not None and name not in accepted[0]:
+        raise ValueError(
+            f"{kind} name {name!r} is not a hyperparameter of "
+            f"{_factory_name(make_optimizer)}; accepted names are "
+            f"{', '.join(accepted[0])}."
+        )
+  both = sorted(set(grid) & set(fixed))
+  if both:
+    raise ValueError(
+        f"fixed must not repeat a swept name, got {', '.join(both)} in both."
+    )
+  if accepted is not None:
+    missing = [n for n in accepted[1] if n not in grid and n not in fixed]
+    if missing:
+      raise ValueError(
+          f"{_factory_name(make_optimizer)} requires {', '.join(missing)}; "
+          f"give it in grid or in fixed."
+      )
+  for name, value in fixed.items():
+    try:
+      hash(value)
+    except TypeError:
+      raise ValueError(
+          f"fixed[{name!r}] must be hashable (a number, string, bool, tuple or "
+          f"function), got a {type(value).__name__}."
+      ) from None
+  values = []
+  for name, value in grid.items():
+    array = np.asarray(value)
+    kind = array.dtype.kind
+    if array.ndim != 1 or array.size == 0 or kind not in "iuf":
+      raise ValueError(
+          f"grid[{name!r}] must be a non-empty 1-D array of numbers, got "
+          f"shape {array.shape} and dtype {array.dtype}."
+      )
+    values.append(array)
+  return tuple(grid), values, tuple(sorted(fixed.items()))
+
+
+def _check_x0(f, x0) -> int:
+  """x0's leaves share a leading seed axis, and f is scalar at one seed."""
+  if not callable(f):
+    raise ValueError(f"f must be a callable objective, got {f!r}.")
+  leaves = jax.tree.leaves(x0)
+  if not leaves:
+    raise ValueError(f"x0 must hold at least one array, got {x0!r}.")
+  shapes = [np.shape(leaf) for leaf in leaves]
+  if any(len(s) == 0 for s in shapes) or len({s[0] for s in shapes}) != 1:
+    raise ValueError(
+        f"x0 must have a leading seed axis shared by every leaf (one initial "
+        f"point per seed), got leaf shapes {shapes}."
+    )
+  one_seed = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], jnp.result_type(a)), x0
+  )
+  try:
+    run.check_objective(f, one_seed, "one seed of x0")
+  except ValueError as e:
+    raise ValueError(
+        f"x0 must have a leading seed axis (x0[i] is the i-th initial point), "
+        f"got leaf shapes {shapes}: {e}"
+    ) from None
+  return shapes[0][0]
+
+
+def _make_optimizer(make_optimizer, fixed, hparams):
+  static = tuple(name for name, _ in fixed)
+  factory = optax.inject_hyperparams(make_optimizer, static_args=static)
+  return optax.with_extra_args_support(factory(**dict(fixed), **hparams))
+
+
+def _constrain(tree, sharding):
+  return jax.tree.map(
+      lambda a: jax.lax.with_sharding_constraint(a, sharding), tree
+  )
+
+
+def _init_program(f, make_optimizer, fixed, sharding, hparams, x0):
+  def one(hp, x):
+    opt = _make_optimizer(make_optimizer, fixed, hp)
+    return run.init_carry(f, opt, x, None)
+
+  return _constrain(jax.vmap(one)(hparams, x0), sharding)
+
+
+def _chunk_program(
+    f, make_optimizer, fixed, chunk, sharding, hparams, carry, real, t0, steps
+):
+  """``chunk`` steps of every run, t0..t0+chunk-1; steps >= ``steps`` masked."""
+
+  def one(hp, c):
+    opt = _make_optimizer(make_optimizer, fixed, hp)
+
+    def body(c, t):
+      active = (t < steps) & ~c.diverged
+      c, rec, _ = run.step(f, opt, c, active, None)
+      return c, (rec.value, rec.grad_norm)
+
+    return jax.lax.scan(body, c, t0 + jnp.arange(chunk, dtype=jnp.int32))
+
+  carry, (values, grad_norms) = jax.vmap(one)(hparams, carry)
+  replicated = NamedSharding(sharding.mesh, P())
+  num_diverged = jax.lax.with_sharding_constraint(
+      jnp.sum(carry.diverged & real, dtype=jnp.int32), replicated
+  )
+  next_t0 = jax.lax.with_sharding_constraint(t0 + chunk, replicated)
+  return (_constrain(carry, sharding), _constrain(values, sharding),
+          _constrain(grad_norms, sharding), num_diverged, next_t0)
+
+
+def _out_sharding(shape, mesh, replicate):
+  n = mesh.devices.size
+  if not replicate:
+    for axis, size in enumerate(shape):
+      if size % n == 0:
+        return NamedSharding(mesh, P(*([None] * axis), _AXIS))
+  return NamedSharding(mesh, P())
+
+
+def _assemble_program(layout, mesh, replicate, values, grad_norms, params,
+                      diverged):
+  """Concatenates the chunks, drops padding and lays the runs on the grid."""
+  n_runs, lead, steps = layout
+
+  def place(a):
+    a = a[:n_runs].reshape(*lead, *a.shape[1:])
+    return jax.lax.with_sharding_constraint(
+        a, _out_sharding(a.shape, mesh, replicate)
+    )
+
+  values = jnp.concatenate(values, axis=1)[:, :steps]
+  grad_norms = jnp.concatenate(grad_norms, axis=1)[:, :steps]
+  return jax.tree.map(place, (values, grad_norms, params, diverged))
+
+
+_init_jit = jax.jit(_init_program, static_argnums=(0, 1, 2, 3))
+_chunk_jit = jax.jit(
+    _chunk_program, static_argnums=(0, 1, 2, 3, 4), donate_argnums=(6,)
+)
+_assemble_jit = jax.jit(_assemble_program, static_argnums=(0, 1, 2))
+
+
+def _global(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
+  """A global array from the same host array on every process."""
+  return jax.make_array_from_callback(
+      host.shape, sharding, lambda index: host[index]
+  )
+
+
+def _compile_and_run(jitted, timing, static, *args):
+  """Compiles (or finds in jax's cache) and runs, timing the two apart."""
+  start = time.perf_counter()
+  compiled = jitted.lower(*static, *args).compile()
+  timing["compile"] += time.perf_counter() - start
+  start = time.perf_counter()
+  out = jax.block_until_ready(compiled(*args))
+  timing["run"] += time.perf_counter() - start
+  return out
+
+
+def sweep(
+    f: Callable[[PyTree], jax.Array],
+    make_optimizer: Callable[..., optax.GradientTransformation],
+    grid: Mapping[str, Any],
+    x0: PyTree,
+    *,
+    steps: int,
+    fixed: Mapping[str, Any] | None = None,
+    chunk_steps: int = 256,
+) -> SweepResult:
+  """Runs ``make_optimizer(**fixed, **point)`` from every x0, every point.
+
+  Every run is ``wonderland.minimize``'s iteration without a tolerance,
+
+  .. math::
+    x_t = x_{t-1} + u_t(\\theta), \\qquad t = 1..\\mathrm{steps},
+
+  with theta one point of the product of the grid's value arrays. All runs
+  are one compiled program (the hyperparameters are traced), sharded over all
+  devices; see the module docstring.
+
+  Args:
+    f: the objective, a scalar function of one initial point.
+    make_optimizer: an optimizer factory, e.g. ``optax.adam`` or
+      ``wonderland.optim.momentum``; its swept arguments must be numeric.
+    grid: hyperparameter name -> 1-D array of values; its order gives the
+      order of the grid axes. May be empty (the seeds only).
+    x0: the initial points, a pytree whose leaves share a leading seed axis:
+      ``x0[i]`` (leaf by leaf) is seed i.
+    steps: the number of steps of every run.
+    fixed: keyword arguments passed unchanged to ``make_optimizer`` (e.g.
+      ``{"decay": 0.9}``, or non-numeric ones such as ``{"nesterov": True}``);
+      they are compiled in as constants, so a new fixed value compiles anew.
+    chunk_steps: the most steps per compiled chunk; progress is logged after
+      each chunk.
+
+  Returns:
+    A ``SweepResult`` with arrays laid out as ``(*grid, n_seeds, ...)``.
+
+  Raises:
+    ValueError: for a grid or fixed name that make_optimizer does not accept
+      (the message lists the accepted names), a required hyperparameter given
+      nowhere, grid values that are not a non-empty 1-D numeric array, an
+      unhashable fixed value, steps or chunk_steps not a positive integer, or
+      x0 without a leading seed axis.
+
+  Example:
+    >>> result = sweep(rosenbrock, optax.sgd,
+    ...                {"learning_rate": jnp.logspace(-4, -2, 8)},
+    ...                jnp.zeros((4, 2)), steps=500, fixed={"momentum": 0.9})
+    >>> result.values.shape
+    (8, 4, 500)
+  """
+  steps = run.check_steps(steps)
+  if (isinstance(chunk_steps, bool)
+      or not isinstance(chunk_steps, numbers.Integral) or chunk_steps <= 0):
+    raise ValueError(
+        f"chunk_steps must be a positive integer, got {chunk_steps!r}."
+    )
+  names, values, fixed_items = _check_grid(make_optimizer, grid, fixed)
+  n_seeds = _check_x0(f, x0)
+
+  grid_shape = tuple(v.size for v in values)
+  n_runs = math.prod(grid_shape) * n_seeds
+  mesh = Mesh(np.array(jax.devices()), (_AXIS,))
+  n_dev = mesh.devices.size
+  padded = -(-n_runs // n_dev) * n_dev
+  run_index = np.arange(padded) % n_runs
+  sharded = NamedSharding(mesh, P(_AXIS))
+  replicated = NamedSharding(mesh, P())
+
+  dense = np.meshgrid(*values, indexing="ij") if values else []
+  hparams_host = {}
+  for name, array in zip(names, dense):
+    per_run = np.repeat(array.reshape(-1), n_seeds)[run_index]
+    dtype = jax.dtypes.canonicalize_dtype(per_run.dtype)
+    hparams_host[name] = per_run.astype(dtype)
+  x0_host = jax.tree.map(
+      lambda a: np.asarray(a)[run_index % n_seeds].astype(
+          jax.dtypes.canonicalize_dtype(np.asarray(a).dtype)
+      ),
+      x0,
+  )
+  real_host = np.arange(padded) < n_runs
+
+  n_chunks = -(-steps // chunk_steps)
+  chunk = -(-steps // n_chunks)
+  multiprocess = jax.process_count() > 1
+  timing = {"compile": 0.0, "run": 0.0}
+
+  hparams = {k: _global(v, sharded) for k, v in hparams_host.items()}
+  x0_runs = jax.tree.map(lambda a: _global(a, sharded), x0_host)
+  real = _global(real_host, sharded)
+  steps_arr = _global(np.asarray(steps, np.int32), replicated)
+  t0 = _global(np.asarray(0, np.int32), replicated)
+
+  statics = (f, make_optimizer, fixed_items)
+  carry = _compile_and_run(
+      _init_jit, timing, (*statics, sharded), hparams, x0_runs
+  )
+  value_chunks, grad_norm_chunks = [], []
+  for i in range(n_chunks):
+    carry, vals, gnorms, num_diverged, t0 = _compile_and_run(
+        _chunk_jit, timing, (*statics, chunk, sharded), hparams, carry, real,
+        t0, steps_arr,
+    )
+    value_chunks.append(vals)
+    grad_norm_chunks.append(gnorms)
+    logging.info(
+        "sweep: %d/%d steps of %d runs (%d chunks of %d), %d diverged, "
+        "%.2fs compiling, %.2fs running.",
+        min((i + 1) * chunk, steps), steps, n_runs, n_chunks, chunk,
+        int(num_diverged), timing["compile"], timing["run"],
+    )
+  layout = (n_runs, (*grid_shape, n_seeds), steps)
+  out_values, out_gnorms, out_params, out_diverged = _compile_and_run(
+      _assemble_jit, timing, (layout, mesh, multiprocess),
+      tuple(value_chunks), tuple(grad_norm_chunks), carry.params,
+      carry.diverged,
+  )
+  hparams_grid = {
+      name: np.broadcast_to(array, grid_shape)
+      for name, array in zip(names, dense)
+  }
+  return SweepResult(
+      values=out_values,
+      grad_norms=out_gnorms,
+      final_params=out_params,
+      diverged=out_diverged,
+      hparams=hparams_grid,
+      names=names,
+      fixed=dict(fixed_items),
+      steps=steps,
+      compile_seconds=timing["compile"],
+      run_seconds=timing["run"],
+  )
