@@ -192,6 +192,12 @@ def prepare_workdir(workdir: str | os.PathLike) -> Path:
   return path
 
 
+def _umask() -> int:
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
   """Writes ``data`` to a temporary file beside ``path``, then renames it.
 
@@ -202,6 +208,7 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
   mode = "wb" if isinstance(data, bytes) else "w"
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
   try:
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> a usual new file's mode
     with os.fdopen(fd, mode) as f:
       f.write(data)
       f.flush()

@@ -1,0 +1,26 @@
+"""The main job: §1.3's optimizers compared on the zoo of test problems.
+
+  python experiments/compare_optimizers.py [--config=configs/compare_optimizers.py]
+      [--config.optimizers=gd,adam,optax.lion] [--workdir=runs/compare_optimizers]
+      [--platform=cpu|gpu|tpu]
+"""
+
+from pathlib import Path
+
+from wonderland import experiment
+
+_CONFIG, _WORKDIR, _PLATFORM = experiment.define_flags(
+    "compare_optimizers", Path(__file__).resolve().parents[1] / "configs"
+)
+
+
+def main(argv):
+  del argv
+  experiment.set_platform(_PLATFORM.value)
+  from wonderland.jobs import compare_optimizers  # pylint: disable=g-import-not-at-top
+
+  compare_optimizers.run(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  experiment.run_app(main)

@@ -1,0 +1,430 @@
+"""The experiments end to end (real entry points, quick configs) and their logic.
+
+The entry-point runs start together in one module-scoped fixture (they are
+separate processes, so the two cores overlap their compilation), then each
+test reads the files its run wrote.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from wonderland import experiment
+from wonderland import optim
+from wonderland import problems
+from wonderland import run as run_lib
+from wonderland.jobs import compare_optimizers as co
+from wonderland.jobs import convergence_rates as cr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cmd(name, *flags, config=None):
+  config = config or f"{ROOT}/configs/{name}.py:quick"
+  return [sys.executable, str(ROOT / "experiments" / f"{name}.py"),
+          f"--config={config}", *flags]
+
+
+def _env():
+  return dict(os.environ, JAX_PLATFORMS="cpu")
+
+
+def _run(cmd, timeout=120):
+  return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                        env=_env(), timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """Every experiment on its quick config, run concurrently; name -> (result, workdir)."""
+  base = tmp_path_factory.mktemp("runs")
+  jobs = {
+      "compare_optimizers": _cmd("compare_optimizers"),
+      "real_data": _cmd("compare_optimizers",
+                        config=f"{ROOT}/configs/real_data.py:quick"),
+      "convergence_rates": _cmd("convergence_rates"),
+      "jacobians": _cmd("jacobians"),
+      "landscape": _cmd("landscape"),
+  }
+  procs = {}
+  for name, cmd in jobs.items():
+    workdir = base / name
+    procs[name] = (subprocess.Popen(
+        [*cmd, f"--workdir={workdir}"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env()), workdir)
+  out = {}
+  for name, (proc, workdir) in procs.items():
+    stdout, stderr = proc.communicate(timeout=300)
+    out[name] = (subprocess.CompletedProcess(proc.args, proc.returncode,
+                                             stdout, stderr), workdir)
+  return out
+
+
+def _ok(runs, name):
+  result, workdir = runs[name]
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result, workdir
+
+
+def _images(report_md: Path) -> list[str]:
+  return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report_md.read_text())
+
+
+def _csv(path):
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+# --- compare_optimizers ------------------------------------------------------
+
+
+def test_compare_optimizers_writes_every_output(runs):
+  result, workdir = _ok(runs, "compare_optimizers")
+  rows = _csv(workdir / "summary.csv")
+  assert {(r["optimizer"], r["problem"]) for r in rows} == {
+      (o, p) for o in ("gd", "momentum", "adam")
+      for p in ("quadratic", "rosenbrock")}
+  assert list(rows[0]) == list(co.SUMMARY_COLUMNS)
+  # 3 learning rates x 2 seeds per cell, every run a JSON line.
+  lines = (workdir / "results.jsonl").read_text().splitlines()
+  assert len(lines) == 6 * 3 * 2
+  record = json.loads(lines[0])
+  assert {"optimizer", "problem", "learning_rate", "seed", "final_value",
+          "final_gap", "steps_to_target", "diverged", "best"} <= set(record)
+  # The best eta of each cell is one of the grid's and is flagged in the runs.
+  grid = np.geomspace(1e-3, 3.0, 3)
+  for row in rows:
+    lr = float(row["best_learning_rate"])
+    assert np.min(abs(grid - lr) / grid) < 1e-5
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["steps"] == 30 and config["optimizers"] == "gd,momentum,adam"
+  assert "problem" in result.stdout and "adam" in result.stdout
+  assert len(list((workdir / "cells").glob("*.npz"))) == 6
+
+
+def test_compare_optimizers_report_references_existing_files(runs):
+  _, workdir = _ok(runs, "compare_optimizers")
+  images = _images(workdir / "report.md")
+  # loss curves and contours for both problems, the lr figure, the profile.
+  assert len(images) == 2 + 2 + 1 + 1
+  for image in images:
+    assert (workdir / image).is_file(), image
+    assert (workdir / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_temporary_file_is_left(runs):
+  for name in runs:
+    _, workdir = runs[name]
+    assert not [p for p in workdir.rglob(".*") if p.is_file()], name
+
+
+def test_real_data_config_runs_full_batch(runs):
+  _, workdir = _ok(runs, "real_data")
+  rows = _csv(workdir / "summary.csv")
+  assert {r["problem"] for r in rows} == {"logistic_breast_cancer"}
+  # f* is known (Newton in float64): no run is below it beyond rounding.
+  fmin = problems.get("logistic_breast_cancer").fmin
+  for row in rows:
+    assert float(row["median_final_value"]) >= fmin - 1e-4
+  for image in _images(workdir / "report.md"):
+    assert (workdir / image).is_file()
+
+
+def _quick_config(**overrides):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(
+      "_cfg", ROOT / "configs" / "compare_optimizers.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config("quick")
+  config.unlock()
+  config.update(overrides)
+  config.lock()
+  return config
+
+
+def test_resume_reads_finished_cells_and_a_killed_run_loses_only_its_batch(
+    tmp_path, monkeypatch):
+  config = _quick_config(batching="optimizer", plots=False)
+  calls = []
+  real = co.run_batch
+
+  def killed_on_second(*args, **kwargs):
+    calls.append(len(args[1]))
+    if len(calls) == 2:
+      raise KeyboardInterrupt  # the run is killed inside the second batch
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(co, "run_batch", killed_on_second)
+  with pytest.raises(KeyboardInterrupt):
+    co.run(config, str(tmp_path))
+  cells = sorted(p.name for p in (tmp_path / "cells").iterdir())
+  # The first optimizer's two cells are complete; nothing else, no temp file.
+  assert cells == ["gd__quadratic.npz", "gd__rosenbrock.npz"]
+  for name in cells:
+    assert co.load_cell(tmp_path / "cells" / name) is not None
+  assert not (tmp_path / "summary.csv").exists()
+
+  calls.clear()
+  monkeypatch.setattr(co, "run_batch", lambda *a, **k: (calls.append(a), real(*a, **k))[1])
+  rows = co.run(config, str(tmp_path))
+  # Only momentum and adam are computed now.
+  assert [len(a[1]) for a in calls] == [1, 1]
+  assert len(rows) == 6
+
+  def must_not_run(*args, **kwargs):
+    raise AssertionError("a finished cell was recomputed")
+
+  monkeypatch.setattr(co, "run_batch", must_not_run)
+  monkeypatch.setattr(co, "best_paths", must_not_run)
+  again = co.run(config, str(tmp_path))
+  assert again == rows
+  # A changed setting changes the fingerprint: that cell is computed again.
+  changed = _quick_config(batching="optimizer", plots=False, steps=31)
+  with pytest.raises(AssertionError, match="recomputed"):
+    co.run(changed, str(tmp_path))
+
+
+def test_batched_cells_equal_single_runs():
+  """The switch over problems and optimizers changes nothing in the numbers."""
+  probs = [problems.get("quadratic", kappa=100.0, dim=2),
+           problems.get("rosenbrock")]
+  factories = [optim.momentum, optim.armijo_gd]
+  lrs = np.array([1e-3, 3e-2])
+  x0 = np.stack([co.initial_points(p, 0, 2) for p in probs])
+  batch = co.run_batch([p.fn for p in probs], factories, lrs, x0, steps=25)
+  assert batch.values.shape == (2, 2, 2, 2, 25)
+  for i, make in enumerate(factories):
+    for j, p in enumerate(probs):
+      trace = run_lib.minimize(p.fn, make(float(lrs[1])), jnp.asarray(x0[j, 1]),
+                               steps=25)
+      np.testing.assert_allclose(batch.values[i, 1, j, 1], trace.values,
+                                 rtol=1e-4, atol=1e-6)
+  paths = co.best_paths([p.fn for p in probs], factories,
+                        np.full((2, 2), lrs[1]), x0[:, 1], steps=25)
+  trace = run_lib.minimize(probs[1].fn, optim.armijo_gd(float(lrs[1])),
+                           jnp.asarray(x0[1, 1]), steps=25, keep_path=True)
+  np.testing.assert_allclose(paths[1, 1, 0], x0[1, 1])
+  np.testing.assert_allclose(paths[1, 1, 1:], trace.path, rtol=1e-4, atol=1e-6)
+
+
+def test_switch_optimizer_never_moves_the_problem_index():
+  make = co.switch_optimizer([optim.adam, optax.lion])
+  f = co.stack_problems([lambda x: jnp.sum(x**2), lambda x: jnp.sum(x**4)])
+  params = {"x": jnp.ones(2), "k": jnp.asarray(1.0)}
+  opt = make(0.1, 1.0)
+  state = opt.init(params)
+  grads = jax.grad(f)(params)
+  updates, _ = opt.update(grads, state, params, value=f(params), grad=grads,
+                          value_fn=f)
+  # lion's weight decay (1e-3) would shrink k by eta wd k; k must not move.
+  assert float(updates["k"]) == 0.0
+  # lion on x: -eta (sign(grad) + wd x) with x = 1.
+  np.testing.assert_allclose(updates["x"], [-0.1001, -0.1001], rtol=1e-6)
+  # index 0 is adam, whose first step is -eta sign(grad) (bias-corrected).
+  updates, _ = make(0.1, 0.0).update(grads, state, params, value=f(params),
+                                     grad=grads, value_fn=f)
+  np.testing.assert_allclose(updates["x"], [-0.1, -0.1], rtol=1e-5)
+
+
+def test_optax_optimizers_by_name():
+  assert co.optimizer_factory("optax.lion") is optax.lion
+  with pytest.raises(experiment.ConfigError, match="optax.nothing.*valid names"):
+    co.optimizer_factory("optax.nothing")
+  with pytest.raises(experiment.ConfigError, match="optax.GradientTransformation"):
+    co.optimizer_factory("optax.GradientTransformation")
+
+
+def test_batches_respect_dimensions_and_modes():
+  pending = [(o, p) for o in ("a", "b") for p in ("p2", "q2", "r3")]
+  dims = {"p2": 2, "q2": 2, "r3": 3}
+  assert co._batches(pending, dims, "all") == [
+      (["a", "b"], ["p2", "q2"]), (["a", "b"], ["r3"])]
+  assert len(co._batches(pending, dims, "cell")) == 6
+  assert co._batches(pending, dims, "optimizer")[0] == (["a"], ["p2", "q2"])
+  assert co._batches(pending, dims, "problem")[0] == (["a", "b"], ["p2"])
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--config.optimizers=gd,sgdd"],
+         "config.optimizers has an unknown name 'sgdd'; valid names are gd, "
+         "normalized_gd, momentum"),
+        (["--config.problems=rosenbrock,banana"],
+         "config.problems has an unknown name 'banana'; valid names are "),
+        (["--config.steps=0"], "config.steps must be a positive integer, got 0"),
+        (["--config.num_lrs=0"],
+         "config.num_lrs must be a positive integer, got 0"),
+        (["--config.lr_min=1.0", "--config.lr_max=0.1"],
+         "config.lr_min must be at most config.lr_max"),
+        (["--config.batching=some"],
+         "config.batching must be one of all, optimizer, problem, cell"),
+        (["--config.optimizers=optax.nope"], "'optax.nope', which is not an optax"),
+        (["--config.problems=booth,saddle"],
+         "config.problems has 'saddle', which is unbounded below, so runs have "
+         "no gap to f* to compare; choose problems other than monkey_saddle, "
+         "saddle, x_sin_2x."),
+    ],
+)
+def test_bad_input_is_one_sentence_without_traceback(tmp_path, flags, message):
+  result = _run(_cmd("compare_optimizers", *flags, f"--workdir={tmp_path}"))
+  assert result.returncode != 0
+  assert message in result.stderr
+  assert "Traceback" not in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unwritable_workdir_is_one_sentence(tmp_path):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a directory")
+  result = _run(_cmd("compare_optimizers", f"--workdir={blocker}/run"))
+  assert result.returncode != 0
+  assert f"--workdir must be a writable directory, got '{blocker}/run'" in (
+      result.stderr)
+  assert "Traceback" not in result.stderr
+
+
+# --- convergence_rates -------------------------------------------------------
+
+
+def test_rates_csv_agrees_with_theory(runs):
+  _, workdir = _ok(runs, "convergence_rates")
+  rows = _csv(workdir / "rates.csv")
+  assert list(rows[0]) == ["method", "kappa", "measured", "theory"]
+  assert {(r["method"], float(r["kappa"])) for r in rows} == {
+      (m, k) for m in ("gd", "heavy_ball", "nesterov") for k in (10.0, 100.0)}
+  for r in rows:
+    measured, theory = float(r["measured"]), float(r["theory"])
+    assert measured == pytest.approx(theory, rel=0.02)
+    # 1 - r, the speed, also within 5%: eta = 1/L instead of 2/(L + mu) for
+    # gd would give 1 - r half as large.
+    assert (1 - measured) == pytest.approx(1 - theory, rel=0.05)
+  assert (workdir / "rates.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("name", ["gd", "heavy_ball", "nesterov"])
+@pytest.mark.parametrize("kappa", [10.0, 1000.0])
+def test_closed_form_rates_are_the_spectral_radius(name, kappa):
+  """The theory column against the iteration matrices, eigenvalue by eigenvalue."""
+  m = cr.method(name, kappa, 1.0)
+  eta, lam = m.learning_rate, m.decay
+  radius = 0.0
+  for h in np.linspace(1.0, kappa, 2001):
+    if name == "nesterov":
+      # y_t = x_t + lam (x_t - x_{t-1}), x_{t+1} = (1 - eta h) y_t.
+      a = np.array([[(1 - eta * h) * (1 + lam), -(1 - eta * h) * lam], [1, 0]])
+    else:  # x_{t+1} = x_t - eta h x_t + lam (x_t - x_{t-1})
+      a = np.array([[1 + lam - eta * h, -lam], [1, 0]])
+    radius = max(radius, max(abs(np.linalg.eigvals(a))))
+  # A double root at h = mu (and L) is sensitive to rounding: 1e-6.
+  assert radius == pytest.approx(m.theory, rel=1e-6)
+
+
+def test_fit_rate_recovers_a_double_root():
+  t = np.arange(1, 401)
+  r = 0.97
+  # log(3 + 2t) = log(2t) + O(1/t): the fit is exact up to that term.
+  assert cr.fit_rate((3 + 2 * t) * r**t) == pytest.approx(r, rel=1e-4)
+  # A plain straight-line fit would be off by log(t)/t: ~2.3e-3 here.
+  line = np.exp(np.polyfit(t[200:], np.log((3 + 2 * t) * r**t)[200:], 1)[0])
+  assert abs(line - r) > 1e-3
+  assert cr.fit_rate(5 * r**t * (1 + 0.01 * np.cos(t))) == pytest.approx(
+      r, rel=1e-4)
+  with pytest.raises(ValueError, match="fit_from must be in"):
+    cr.fit_rate(r**t, fit_from=1.0)
+  with pytest.raises(ValueError, match="at least 3 positive"):
+    cr.fit_rate(np.zeros(10))
+
+
+def test_convergence_rates_bad_input():
+  result = _run(_cmd("convergence_rates", "--config.kappas=10,0.5",
+                     "--workdir=/tmp/unused_rates"))
+  assert result.returncode != 0
+  assert "config.kappas must be comma-separated numbers > 1, got '10,0.5'" in (
+      result.stderr)
+  assert "Traceback" not in result.stderr
+  with pytest.raises(ValueError, match="name must be one of gd"):
+    cr.method("adam", 10.0, 1.0)
+
+
+# --- jacobians ---------------------------------------------------------------
+
+
+def test_jacobians_table_and_heat_maps(runs):
+  result, workdir = _ok(runs, "jacobians")
+  rows = _csv(workdir / "jacobians.csv")
+  # 2 input sizes x 2 output sizes x (jit, eager) x 3 modes.
+  assert len(rows) == 2 * 2 * 2 * 3
+  assert {r["mode"] for r in rows} == {"fwd", "rev", "auto"}
+  assert all(float(r["seconds"]) > 0 for r in rows)
+  for image in _images(workdir / "report.md"):
+    assert (workdir / image).is_file()
+  assert "auto chose the faster mode" in result.stdout
+  # auto's rule: forward mode when c >= d.
+  for line in result.stdout.splitlines():
+    parts = line.split()
+    if len(parts) == 9 and parts[0] in ("True", "False"):
+      d, c, picks = int(parts[1]), int(parts[2]), parts[7]
+      assert picks == ("fwd" if c >= d else "rev")
+
+
+# --- landscape ---------------------------------------------------------------
+
+
+def test_landscape_points_convexity_and_momentum(runs):
+  _, workdir = _ok(runs, "landscape")
+  rows = {r["problem"]: r for r in _csv(workdir / "landscape.csv")}
+  assert set(rows) == {"quadratic", "himmelblau", "sin_cos", "x_sin_2x"}
+  assert float(rows["quadratic"]["violation_fraction"]) == 0.0
+  assert int(rows["quadratic"]["minima"]) == 1
+  assert float(rows["himmelblau"]["violation_fraction"]) > 0.0
+  assert int(rows["himmelblau"]["minima"]) == 4
+  assert int(rows["himmelblau"]["maxima"]) == 1
+  assert rows["sin_cos"]["global_found"] == "True"
+  ends = {r["method"]: r for r in _csv(workdir / "x_sin_2x.csv")}
+  # gd and lambda = 0.3 stop in the local minimum at 2.4566; 0.9 passes it.
+  assert float(ends["gd"]["end"]) == pytest.approx(2.4566, abs=1e-3)
+  assert float(ends["momentum lambda=0.3"]["end"]) == pytest.approx(2.4566, abs=1e-3)
+  assert abs(float(ends["momentum lambda=0.9"]["end"])) < 1e-3
+  assert {r["kind"] for r in ends.values()} == {"minimum"}
+  for r in _csv(workdir / "sin_cos.csv"):
+    assert float(r["grad_norm"]) < 1e-4
+  for image in _images(workdir / "report.md"):
+    assert (workdir / image).is_file()
+
+
+def test_landscape_rejects_large_problems():
+  result = _run(_cmd("landscape", "--config.problems=quadratic,mlp_digits",
+                     "--workdir=/tmp/unused_landscape"))
+  assert result.returncode != 0
+  assert ("config.problems has 'mlp_digits' of dimension 2410; the search "
+          "forms d x d Hessians, so it takes dimension <= 10.") in result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_atomic_write_keeps_the_old_file_when_killed(tmp_path, monkeypatch):
+  path = tmp_path / "summary.csv"
+  experiment.atomic_write(path, "old\n")
+
+  def killed(fd):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(os, "fsync", killed)
+  with pytest.raises(KeyboardInterrupt):
+    experiment.atomic_write(path, "new, half written")
+  assert path.read_text() == "old\n"
+  assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]

@@ -1,0 +1,819 @@
+"""The main job (``experiments/compare_optimizers.py``): optimizers x problems.
+
+For every optimizer and problem, ``wonderland.sweep`` runs the update
+x_t = x_{t-1} + u_t for each learning rate eta of a log-spaced grid and each
+initial point x_0 (seed); the learning rate with the lowest median final value
+over seeds is the optimizer's on that problem (DeepOBS/AlgoPerf). One
+(optimizer, problem) pair is a *cell*.
+
+Compilation dominates the cost of small problems, so cells are batched into
+one program: the problems of a batch (same dimension) are stacked behind
+``jax.lax.switch`` on a problem index k carried beside x (``stack_problems``),
+and the optimizers behind a switch on an optimizer index swept as a
+hyperparameter (``switch_optimizer``). ``config.batching`` picks the batches:
+``"all"`` (one program per dimension), ``"optimizer"`` or ``"problem"`` (one
+program per optimizer or per problem), ``"cell"`` (one plain sweep per cell:
+exact per-cell compile and run times, and the slowest). Under vmap a switch
+evaluates every branch, so in a batch every run costs the same per step.
+
+Resume: each finished cell is saved as ``cells/<optimizer>__<problem>.npz``
+(atomically: a temporary file, then a rename) with a fingerprint of what
+determines it (steps, grid, seeds, the problem's parameters). A rerun with the
+same workdir reads matching cells back and computes only the others; a run
+killed at any moment loses at most the batch in flight. Every other output
+(``summary.csv``, ``results.jsonl``, ``report.md``, the figures,
+``config.json``) is rebuilt from the cells and written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+
+from wonderland import experiment
+from wonderland import optim
+from wonderland import problems as problems_lib
+from wonderland import report
+from wonderland import run as run_lib
+from wonderland import sweep as sweep_lib
+
+__all__ = [
+    "OPTIMIZERS",
+    "BATCHING",
+    "SUMMARY_COLUMNS",
+    "Batch",
+    "Cell",
+    "optimizer_factory",
+    "switch_optimizer",
+    "stack_problems",
+    "run_batch",
+    "best_paths",
+    "initial_points",
+    "cell_path",
+    "save_cell",
+    "load_cell",
+    "validate",
+    "run",
+]
+
+# The optimizers of ``wonderland.optim`` by config name.
+OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "gd": optim.gd,
+    "normalized_gd": optim.normalized_gd,
+    "momentum": optim.momentum,
+    "nesterov": optim.nesterov,
+    "adagrad": optim.adagrad,
+    "rmsprop": optim.rmsprop,
+    "adam": optim.adam,
+    "armijo_gd": optim.armijo_gd,
+}
+BATCHING = ("all", "optimizer", "problem", "cell")
+SUMMARY_COLUMNS = (
+    "problem", "optimizer", "best_learning_rate", "median_final_value",
+    "median_final_gap", "median_steps_to_target", "time_to_target",
+    "compile_seconds", "diverged_fraction",
+)
+_STDOUT_COLUMNS = {
+    "problem": "problem", "optimizer": "optimizer",
+    "best_learning_rate": "eta*", "median_final_gap": "gap",
+    "median_steps_to_target": "steps", "time_to_target": "time_s",
+    "compile_seconds": "compile_s", "diverged_fraction": "diverged",
+}
+
+
+# --- optimizers and problems behind a switch ---------------------------------
+
+
+def optimizer_factory(name: str) -> Callable[..., optax.GradientTransformation]:
+  """The factory ``learning_rate -> GradientTransformation`` named ``name``.
+
+  Args:
+    name: a key of ``OPTIMIZERS`` or ``optax.<name>`` for an optax optimizer
+      whose first argument is ``learning_rate`` (e.g. ``optax.lion``).
+
+  Raises:
+    experiment.ConfigError: for any other name.
+  """
+  if name in OPTIMIZERS:
+    return OPTIMIZERS[name]
+  valid = ", ".join(OPTIMIZERS) + ", optax.<name>"
+  if name.startswith("optax."):
+    factory = getattr(optax, name[len("optax."):], None)
+    ok = callable(factory) and not isinstance(factory, type)
+    if ok:
+      try:
+        made = factory(learning_rate=1e-3)
+        ok = callable(getattr(made, "init", None)) and callable(
+            getattr(made, "update", None)
+        )
+      except Exception:  # pylint: disable=broad-except
+        ok = False
+    if ok:
+      return factory
+    raise experiment.ConfigError(
+        f"config.optimizers has {name!r}, which is not an optax optimizer "
+        f"taking learning_rate (such as optax.lion or optax.sgd); valid names "
+        f"are {valid}."
+    )
+  raise experiment.ConfigError(
+      f"config.optimizers has an unknown name {name!r}; valid names are "
+      f"{valid}."
+  )
+
+
+def switch_optimizer(
+    factories: Sequence[Callable[..., optax.GradientTransformation]],
+) -> Callable[..., optax.GradientTransformationExtraArgs]:
+  """One optimizer factory that runs ``factories[index]``, index a number.
+
+  The returned ``make(learning_rate, index)`` acts on params
+  ``{"x": x, "k": k}`` (see ``stack_problems``): it applies the chosen
+  optimizer to x (its state holds the state of every factory, only the
+  chosen one advances) and leaves the problem index k alone (zero update).
+  Because ``index`` is a plain number, ``wonderland.sweep`` can sweep it like
+  a learning rate, so all optimizers share one compiled program. The line
+  searches get f as a function of x alone.
+
+  Args:
+    factories: optimizer factories taking ``learning_rate``.
+
+  Returns:
+    ``make(learning_rate, index) -> optax.GradientTransformationExtraArgs``.
+  """
+  factories = tuple(factories)
+  if not factories:
+    raise ValueError("factories must hold at least one optimizer factory.")
+
+  def make(learning_rate, index):
+    opts = [
+        optax.with_extra_args_support(m(learning_rate)) for m in factories
+    ]
+
+    def init_fn(params):
+      return tuple(o.init(params["x"]) for o in opts)
+
+    def update_fn(updates, state, params=None, **extra):
+      if params is None:
+        raise ValueError("switch_optimizer needs params={'x': x, 'k': k}.")
+      k = params["k"]
+      value_fn = extra.get("value_fn")
+      x_value_fn = None
+      if value_fn is not None:
+        x_value_fn = lambda x: value_fn({"x": x, "k": k})
+      grad = extra.get("grad")
+      args = dict(value=extra.get("value"), value_fn=x_value_fn,
+                  grad=None if grad is None else grad["x"])
+
+      def branch(i):
+        def apply(states):
+          u, s = opts[i].update(updates["x"], states[i], params["x"], **args)
+          return u, states[:i] + (s,) + states[i + 1:]
+        return apply
+
+      which = jnp.clip(jnp.round(index).astype(jnp.int32), 0, len(opts) - 1)
+      u, state = jax.lax.switch(
+          which, [branch(i) for i in range(len(opts))], state
+      )
+      return {"x": u, "k": jnp.zeros_like(k)}, state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+  make.__name__ = "switch_optimizer"
+  return make
+
+
+def stack_problems(
+    fns: Sequence[Callable[[jax.Array], jax.Array]],
+) -> Callable[[Mapping[str, jax.Array]], jax.Array]:
+  """One objective of ``{"x": x, "k": k}`` that is ``fns[round(k)](x)``.
+
+  All ``fns`` take the same ``x ~ (dim,)``. k is a float so that the params
+  stay differentiable; its gradient is 0 and ``switch_optimizer`` never moves
+  it.
+  """
+  fns = tuple(fns)
+  if not fns:
+    raise ValueError("fns must hold at least one objective.")
+
+  def f(params):
+    k = jnp.clip(jnp.round(params["k"]).astype(jnp.int32), 0, len(fns) - 1)
+    return jax.lax.switch(k, fns, params["x"])
+
+  return f
+
+
+class _Program(NamedTuple):
+  f: Callable[..., jax.Array]
+  make_optimizer: Callable[..., optax.GradientTransformation]
+  stacked: bool
+
+
+def _program(fns, factories) -> _Program:
+  if len(fns) == 1 and len(factories) == 1:
+    return _Program(fns[0], factories[0], False)
+  return _Program(stack_problems(fns), switch_optimizer(factories), True)
+
+
+class Batch(NamedTuple):
+  """What ``run_batch`` returns, for O optimizers and P problems.
+
+  Attributes:
+    values: f(x_t) ~ (O, n_lr, P, n_seeds, steps).
+    diverged: ~ (O, n_lr, P, n_seeds).
+    compile_seconds: the program's compilation time.
+    run_seconds: its run time, for all O * n_lr * P * n_seeds runs.
+  """
+
+  values: np.ndarray
+  diverged: np.ndarray
+  compile_seconds: float
+  run_seconds: float
+
+
+def run_batch(
+    fns: Sequence[Callable[[jax.Array], jax.Array]],
+    factories: Sequence[Callable[..., optax.GradientTransformation]],
+    learning_rates: np.ndarray,
+    x0: np.ndarray,
+    *,
+    steps: int,
+) -> Batch:
+  """Every factory on every objective as one ``wonderland.sweep``.
+
+  Args:
+    fns: P objectives of the same ``x ~ (dim,)``.
+    factories: O optimizer factories taking ``learning_rate``.
+    learning_rates: the grid ``~ (n_lr,)``.
+    x0: initial points ``~ (P, n_seeds, dim)``, problem by problem.
+    steps: steps per run.
+
+  Returns:
+    A ``Batch``.
+  """
+  x0 = np.asarray(x0)
+  n_p, n_s, dim = x0.shape
+  if n_p != len(fns):
+    raise ValueError(
+        f"x0 must have shape (len(fns), n_seeds, dim) = ({len(fns)}, ...), got "
+        f"{x0.shape}."
+    )
+  program = _program(fns, factories)
+  grid = {"learning_rate": np.asarray(learning_rates, np.float32)}
+  if program.stacked:
+    grid = {"index": np.arange(len(factories), dtype=np.float32), **grid}
+    start = {
+        "x": jnp.asarray(x0.reshape(n_p * n_s, dim)),
+        "k": jnp.repeat(jnp.arange(n_p, dtype=jnp.float32), n_s),
+    }
+  else:
+    start = jnp.asarray(x0[0])
+  result = sweep_lib.sweep(
+      program.f, program.make_optimizer, grid, start, steps=steps
+  )
+  n_o, n_l = len(factories), len(learning_rates)
+  values = np.asarray(result.values).reshape(n_o, n_l, n_p, n_s, steps)
+  diverged = np.asarray(result.diverged).reshape(n_o, n_l, n_p, n_s)
+  return Batch(values, diverged, result.compile_seconds, result.run_seconds)
+
+
+def best_paths(
+    fns: Sequence[Callable[[jax.Array], jax.Array]],
+    factories: Sequence[Callable[..., optax.GradientTransformation]],
+    learning_rates: np.ndarray,
+    x0: np.ndarray,
+    *,
+    steps: int,
+) -> np.ndarray:
+  """The iterates x_0..x_steps of one run per (optimizer, problem), one program.
+
+  Args:
+    fns: P objectives of the same dimension.
+    factories: O optimizer factories.
+    learning_rates: eta per cell ``~ (O, P)``.
+    x0: one initial point per problem ``~ (P, dim)``.
+    steps: steps per run.
+
+  Returns:
+    ``paths ~ (O, P, steps + 1, dim)``, NaN after a rejected (diverged) step.
+  """
+  x0 = np.asarray(x0, np.float32)
+  n_o, n_p = len(factories), len(fns)
+  program = _program(fns, factories)
+  factory = optax.inject_hyperparams(program.make_optimizer)
+
+  def one(lr, index, k):
+    if program.stacked:
+      opt = factory(learning_rate=lr, index=index)
+      start = {"x": jnp.asarray(x0)[k], "k": k.astype(jnp.float32)}
+    else:
+      opt = factory(learning_rate=lr)
+      start = jnp.asarray(x0[0])
+    trace = run_lib.minimize(program.f, opt, start, steps=steps,
+                             keep_path=True)
+    path = trace.path["x"] if program.stacked else trace.path
+    return jnp.concatenate([start["x"][None] if program.stacked
+                            else start[None], path])
+
+  index = jnp.repeat(jnp.arange(n_o, dtype=jnp.float32), n_p)
+  k = jnp.tile(jnp.arange(n_p), n_o)
+  lrs = jnp.asarray(np.asarray(learning_rates, np.float32).reshape(-1))
+  paths = jax.jit(jax.vmap(one))(lrs, index, k)
+  return np.asarray(paths).reshape(n_o, n_p, steps + 1, -1)
+
+
+# --- cells on disk -----------------------------------------------------------
+
+
+class Cell(NamedTuple):
+  """One optimizer on one problem: every run of its learning-rate grid.
+
+  Attributes:
+    optimizer, problem: the names.
+    learning_rates: the grid ``~ (n_lr,)``.
+    values: f(x_t), t = 1..steps ``~ (n_lr, n_seeds, steps)``.
+    diverged: ``~ (n_lr, n_seeds)``.
+    path: x_0..x_steps of seed 0 at the best eta ``~ (steps + 1, dim)``, or
+      ``~ (0, dim)`` when the problem is not 2-D.
+    compile_seconds, run_seconds: of the program that computed the cell.
+    program_runs: how many runs that program had (run_seconds is for all).
+    program_cells: how many cells it computed.
+    fingerprint: what the cell depends on (checked on resume).
+  """
+
+  optimizer: str
+  problem: str
+  learning_rates: np.ndarray
+  values: np.ndarray
+  diverged: np.ndarray
+  path: np.ndarray
+  compile_seconds: float
+  run_seconds: float
+  program_runs: int
+  program_cells: int
+  fingerprint: str
+
+
+def cell_path(workdir: Path, optimizer: str, problem: str) -> Path:
+  return Path(workdir) / "cells" / f"{optimizer}__{problem}.npz"
+
+
+def save_cell(path: str | Path, cell: Cell) -> None:
+  """Writes ``cell`` as an ``.npz`` atomically (temporary file, rename)."""
+  buf = io.BytesIO()
+  np.savez(buf, **{k: np.asarray(v) for k, v in cell._asdict().items()})
+  experiment.atomic_write(path, buf.getvalue())
+
+
+def load_cell(path: str | Path, fingerprint: str | None = None) -> Cell | None:
+  """Reads a cell back; None if missing, unreadable or of another fingerprint."""
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      fields = {k: data[k] for k in Cell._fields}
+  except (OSError, ValueError, KeyError, EOFError):
+    return None
+  for key in ("optimizer", "problem", "fingerprint"):
+    fields[key] = str(fields[key])
+  for key in ("compile_seconds", "run_seconds"):
+    fields[key] = float(fields[key])
+  for key in ("program_runs", "program_cells"):
+    fields[key] = int(fields[key])
+  cell = Cell(**fields)
+  if fingerprint is not None and cell.fingerprint != fingerprint:
+    return None
+  return cell
+
+
+# --- config ------------------------------------------------------------------
+
+
+class _Plan(NamedTuple):
+  optimizers: list[str]
+  factories: dict[str, Callable[..., optax.GradientTransformation]]
+  problems: dict[str, problems_lib.Problem]
+  problem_kwargs: dict[str, dict[str, Any]]
+  learning_rates: np.ndarray
+
+
+def _problem_kwargs(name: str, config) -> dict[str, Any]:
+  """The keyword arguments of ``problems.get`` that the config sets (JSON-able)."""
+  if name == "quadratic":
+    return {"kappa": float(config.kappa), "dim": int(config.quadratic_dim),
+            "rotated": bool(config.quadratic_rotated)}
+  return {}
+
+
+def _build(name: str, kwargs: Mapping[str, Any], seed: int):
+  kwargs = dict(kwargs)
+  if kwargs.pop("rotated", False):
+    kwargs["key"] = jax.random.fold_in(jax.random.key(seed), 1)
+  return problems_lib.get(name, **kwargs)
+
+
+def validate(config: ml_collections.ConfigDict) -> _Plan:
+  """Checks every key; builds the optimizers, problems and learning rates.
+
+  Raises:
+    experiment.ConfigError: one sentence naming the key, the value given and
+      what is allowed.
+  """
+  optimizers = experiment.split_names(
+      "optimizers", config.optimizers, [*OPTIMIZERS, "optax.*"]
+  )
+  factories = {name: optimizer_factory(name) for name in optimizers}
+  names = experiment.split_names(
+      "problems", config.problems, problems_lib.names()
+  )
+  for key in ("steps", "num_lrs", "num_seeds"):
+    experiment.require_positive(key, config[key], integer=True)
+  for key in ("lr_min", "lr_max", "target_gap"):
+    experiment.require_positive(key, config[key])
+  if config.lr_min > config.lr_max:
+    raise experiment.ConfigError(
+        f"config.lr_min must be at most config.lr_max, got lr_min="
+        f"{config.lr_min!r} and lr_max={config.lr_max!r}."
+    )
+  if not isinstance(config.seed, int) or isinstance(config.seed, bool):
+    raise experiment.ConfigError(
+        f"config.seed must be an integer, got {config.seed!r}."
+    )
+  if config.batching not in BATCHING:
+    raise experiment.ConfigError(
+        f"config.batching must be one of {', '.join(BATCHING)}, got "
+        f"{config.batching!r}."
+    )
+  built = {}
+  kwargs = {}
+  for name in names:
+    kwargs[name] = _problem_kwargs(name, config)
+    try:
+      built[name] = _build(name, kwargs[name], config.seed)
+    except ValueError as e:
+      keys = " and ".join(f"config.{k}" for k in ("kappa", "quadratic_dim"))
+      raise experiment.ConfigError(
+          f"{keys} do not make a valid quadratic: {e}"
+          if name == "quadratic" else f"config.problems: {e}"
+      ) from None
+    except ImportError as e:
+      raise experiment.ConfigError(
+          f"config.problems has {name!r}, which needs scikit-learn "
+          f"(pip install 'wonderland[data]'): {e}."
+      ) from None
+    if not built[name].bounded_below:
+      unbounded = [n for n in problems_lib.names()
+                   if n not in ("logistic_breast_cancer", "mlp_digits")
+                   and not problems_lib.get(n).bounded_below]
+      raise experiment.ConfigError(
+          f"config.problems has {name!r}, which is unbounded below, so runs "
+          f"have no gap to f* to compare; choose problems other than "
+          f"{', '.join(unbounded)}."
+      )
+  lrs = np.geomspace(config.lr_min, config.lr_max, int(config.num_lrs))
+  return _Plan(optimizers, factories, built, kwargs, lrs)
+
+
+def _fingerprint(config, plan: _Plan, optimizer: str, problem: str) -> str:
+  return json.dumps({
+      "optimizer": optimizer,
+      "problem": problem,
+      "problem_kwargs": plan.problem_kwargs[problem],
+      "learning_rates": [float(f"{lr:.9g}") for lr in plan.learning_rates],
+      "num_seeds": int(config.num_seeds),
+      "seed": int(config.seed),
+      "steps": int(config.steps),
+  }, sort_keys=True)
+
+
+def initial_points(problem: problems_lib.Problem, seed: int, n: int):
+  """The n initial points of ``problem``: the same for every optimizer.
+
+  The key is ``fold_in(key(seed), crc32(name))``, so it does not depend on the
+  order or the choice of the other problems.
+  """
+  key = jax.random.fold_in(jax.random.key(seed), zlib.crc32(problem.name.encode()))
+  return np.asarray(problem.init(key, n), np.float32)
+
+
+# --- batches -----------------------------------------------------------------
+
+
+def _batches(pending: Sequence[tuple[str, str]], dims: Mapping[str, int],
+             batching: str) -> list[tuple[list[str], list[str]]]:
+  """Groups pending (optimizer, problem) cells into programs.
+
+  Problems of different dimensions never share a program. A batch is a product
+  optimizers x problems; it may recompute a cell that is already done (that
+  cell's saved copy is kept).
+  """
+  batches = []
+  by_dim: dict[int, list[tuple[str, str]]] = {}
+  for o, p in pending:
+    by_dim.setdefault(dims[p], []).append((o, p))
+  for cells in by_dim.values():
+    if batching == "cell":
+      batches += [([o], [p]) for o, p in cells]
+      continue
+    if batching == "all":
+      groups = {None: cells}
+    elif batching == "optimizer":
+      groups = {}
+      for o, p in cells:
+        groups.setdefault(o, []).append((o, p))
+    else:
+      groups = {}
+      for o, p in cells:
+        groups.setdefault(p, []).append((o, p))
+    for group in groups.values():
+      opts = list(dict.fromkeys(o for o, _ in group))
+      probs = list(dict.fromkeys(p for _, p in group))
+      batches.append((opts, probs))
+  return batches
+
+
+def _compute(config, plan: _Plan, opts, probs, done: Mapping[tuple[str, str], Cell],
+             workdir: Path) -> dict[tuple[str, str], Cell]:
+  """Runs one batch, computes the 2-D paths, saves the new cells."""
+  steps = int(config.steps)
+  problems = [plan.problems[p] for p in probs]
+  factories = [plan.factories[o] for o in opts]
+  x0 = np.stack([
+      initial_points(p, config.seed, config.num_seeds) for p in problems
+  ])
+  batch = run_batch([p.fn for p in problems], factories, plan.learning_rates,
+                    x0, steps=steps)
+  n_runs = batch.values[..., 0].size
+  best = np.zeros((len(opts), len(probs)), dtype=int)
+  for i in range(len(opts)):
+    for j in range(len(probs)):
+      final = report.final_values(batch.values[i, :, j], batch.diverged[i, :, j])
+      best[i, j] = report.best_index(final)
+  dim = problems[0].dim
+  if dim == 2:
+    paths = best_paths([p.fn for p in problems], factories,
+                       plan.learning_rates[best], x0[:, 0], steps=steps)
+  else:
+    paths = np.zeros((len(opts), len(probs), 0, dim), np.float32)
+  cells = {}
+  for i, o in enumerate(opts):
+    for j, p in enumerate(probs):
+      if (o, p) in done:
+        continue
+      cell = Cell(
+          optimizer=o, problem=p, learning_rates=plan.learning_rates,
+          values=batch.values[i, :, j].astype(np.float32),
+          diverged=batch.diverged[i, :, j],
+          path=paths[i, j].astype(np.float32),
+          compile_seconds=batch.compile_seconds,
+          run_seconds=batch.run_seconds, program_runs=n_runs,
+          program_cells=len(opts) * len(probs),
+          fingerprint=_fingerprint(config, plan, o, p),
+      )
+      save_cell(cell_path(workdir, o, p), cell)
+      cells[(o, p)] = cell
+  return cells
+
+
+# --- summary and report ------------------------------------------------------
+
+
+def _fmin(problem: problems_lib.Problem, cells: Sequence[Cell]) -> float:
+  """f*, or (unknown) the lowest value any run of any optimizer reached."""
+  if math.isfinite(problem.fmin):
+    return float(problem.fmin)
+  finite = [c.values[np.isfinite(c.values)] for c in cells]
+  finite = [v for v in finite if v.size]
+  return float(min(v.min() for v in finite)) if finite else 0.0
+
+
+def _json_number(x) -> float | None:
+  x = float(x)
+  return x if math.isfinite(x) else None
+
+
+def _summaries(config, plan: _Plan, cells: Mapping[tuple[str, str], Cell]):
+  rows, runs, fmins = [], [], {}
+  for p, problem in plan.problems.items():
+    fmins[p] = _fmin(problem, [cells[(o, p)] for o in plan.optimizers])
+  for p in plan.problems:
+    for o in plan.optimizers:
+      c = cells[(o, p)]
+      per_run = c.run_seconds / c.program_runs
+      row = report.summarize(
+          c.values, c.diverged, c.learning_rates, fmin=fmins[p],
+          target_gap=config.target_gap, compile_seconds=c.compile_seconds,
+          run_seconds=per_run * c.values[..., 0].size,
+      )
+      rows.append({"problem": p, "optimizer": o, **row})
+      final = report.final_values(c.values, c.diverged)
+      to_target = report.steps_to_target(c.values, fmins[p] + config.target_gap)
+      for i, lr in enumerate(c.learning_rates):
+        for s in range(final.shape[1]):
+          runs.append({
+              "optimizer": o, "problem": p, "learning_rate": float(lr),
+              "seed": s, "final_value": _json_number(final[i, s]),
+              "final_gap": _json_number(final[i, s] - fmins[p]),
+              "steps_to_target": _json_number(to_target[i, s]),
+              "diverged": bool(c.diverged[i, s]), "best": i == row["best"],
+          })
+  return rows, runs, fmins
+
+
+def _contour_grid(problem: problems_lib.Problem, n: int = 160):
+  lo, hi = (np.asarray(b, float) for b in problem.bounds)
+  xs = np.linspace(lo[0], hi[0], n)
+  ys = np.linspace(lo[1], hi[1], n)
+  xx, yy = np.meshgrid(xs, ys)
+  pts = jnp.asarray(np.stack([xx.ravel(), yy.ravel()], 1), jnp.float32)
+  return pts, xs, ys
+
+
+def _grids(problems: Sequence[problems_lib.Problem]):
+  """f on a grid over each 2-D problem's bounds, in one compiled program."""
+  if not problems:
+    return []
+  stacked = stack_problems([p.fn for p in problems])
+  pts = [_contour_grid(p) for p in problems]
+  x = jnp.stack([q[0] for q in pts])
+  k = jnp.broadcast_to(
+      jnp.arange(len(problems), dtype=jnp.float32)[:, None], x.shape[:2]
+  )
+  zs = jax.jit(jax.vmap(jax.vmap(lambda x, k: stacked({"x": x, "k": k}))))(x, k)
+  zs = np.asarray(zs)
+  n = pts[0][1].size
+  return [(xs, ys, z.reshape(n, n)) for (_, xs, ys), z in zip(pts, zs)]
+
+
+def _figures(config, plan: _Plan, cells, rows, fmins, out: Path) -> dict[str, Any]:
+  from wonderland import plots  # pylint: disable=g-import-not-at-top
+
+  figdir = out / "figures"
+  figdir.mkdir(exist_ok=True)
+  palette = plots.colors(plan.optimizers)
+  figs: dict[str, Any] = {"loss": {}, "contour": {}}
+  best = {(r["optimizer"], r["problem"]): r["best"] for r in rows}
+  for p, problem in plan.problems.items():
+    curves = {o: cells[(o, p)].values[best[(o, p)]] for o in plan.optimizers}
+    path = figdir / f"loss_{p}.png"
+    plots.loss_curves(path, curves, fmin=fmins[p], title=p, palette=palette)
+    figs["loss"][p] = path
+  two_d = [p for p, prob in plan.problems.items() if prob.dim == 2]
+  for p, grid in zip(two_d, _grids([plan.problems[p] for p in two_d])):
+    problem = plan.problems[p]
+    paths = {o: cells[(o, p)].path for o in plan.optimizers}
+    path = figdir / f"contour_{p}.png"
+    plots.contour_paths(
+        path, grid, paths, minimizers=np.asarray(problem.minimizers),
+        title=f"{p}: best eta per optimizer, seed 0", palette=palette,
+    )
+    figs["contour"][p] = path
+  gaps = {}
+  for o in plan.optimizers:
+    gaps[o] = {}
+    for p in plan.problems:
+      final = report.final_values(cells[(o, p)].values, cells[(o, p)].diverged)
+      gaps[o][p] = np.median(final, axis=1) - fmins[p]
+  figs["lr"] = plots.value_vs_learning_rate(
+      figdir / "learning_rates.png", plan.learning_rates, gaps
+  )
+  costs = np.array([
+      [next(r["median_steps_to_target"] for r in rows
+            if r["optimizer"] == o and r["problem"] == p)
+       for p in plan.problems] for o in plan.optimizers
+  ])
+  taus = np.geomspace(1.0, 100.0, 200)
+  rho = report.performance_profile(costs, taus)
+  figs["profile"] = plots.performance_profile(
+      figdir / "performance_profile.png", taus,
+      {o: rho[i] for i, o in enumerate(plan.optimizers)},
+      cost="median steps to target",
+  )
+  return figs
+
+
+def _report_md(config, plan: _Plan, rows, figs, out: Path, cells) -> str:
+  rel = lambda p: Path(p).relative_to(out).as_posix()
+  programs = {(c.compile_seconds, c.run_seconds, c.program_runs)
+              for c in cells.values()}
+  lines = [
+      "# compare_optimizers",
+      "",
+      f"{len(plan.optimizers)} optimizers x {len(plan.problems)} problems; "
+      f"eta on {len(plan.learning_rates)} log-spaced values in "
+      f"[{config.lr_min:g}, {config.lr_max:g}], {config.num_seeds} initial "
+      f"points (seeds) each, {config.steps} steps. The best eta per optimizer "
+      "and problem has the lowest median final value over seeds (a diverged "
+      "run counts as +inf), as in DeepOBS and AlgoPerf.",
+      "",
+      f"- *gap*: f(x_T) - f* at the best eta, median over seeds (f* unknown: "
+      f"the lowest value any run reached).",
+      f"- *steps*: median number of steps until f(x_t) - f* <= "
+      f"{config.target_gap:g} (inf: the median run never got there).",
+      "- *time_to_target*: the program's run time per run times steps / "
+      "total steps. Batched runs share one program in which every run "
+      "evaluates every switched branch, so this is the amortized cost, equal "
+      "per step for all cells of a batch (`--config.batching=cell` measures "
+      "each cell alone).",
+      f"- *compile_seconds*: of the program that computed the cell "
+      f"({len(programs)} program(s); batching: `{config.batching}`), "
+      "shared by its cells.",
+      "",
+      "## Summary",
+      "",
+      report.markdown_table(rows, SUMMARY_COLUMNS),
+      "",
+  ]
+  if "profile" in figs:
+    lines += [
+        "## Performance profile", "",
+        "Fraction of problems on which each optimizer reaches the target "
+        "within a factor tau of the fewest steps any optimizer needed.", "",
+        f"![performance profile]({rel(figs['profile'])})", "",
+        "## Final gap vs learning rate", "",
+        f"![learning rates]({rel(figs['lr'])})", "",
+        "## Problems", "",
+    ]
+    for p in plan.problems:
+      lines.append(f"### {p}")
+      lines.append("")
+      lines.append(f"![loss {p}]({rel(figs['loss'][p])})")
+      if p in figs["contour"]:
+        lines.append(f"![contour {p}]({rel(figs['contour'][p])})")
+      lines.append("")
+  return "\n".join(lines) + "\n"
+
+
+# --- the job -----------------------------------------------------------------
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:
+  """Runs (or resumes) the comparison and writes every output under workdir.
+
+  Returns:
+    The summary rows (one per optimizer x problem).
+  """
+  plan = validate(config)
+  out = experiment.prepare_workdir(workdir)
+  (out / "cells").mkdir(exist_ok=True)
+  experiment.save_config(config, out)
+  start = time.perf_counter()
+
+  cells: dict[tuple[str, str], Cell] = {}
+  pending = []
+  for p in plan.problems:
+    for o in plan.optimizers:
+      cell = load_cell(cell_path(out, o, p), _fingerprint(config, plan, o, p))
+      if cell is None:
+        pending.append((o, p))
+      else:
+        cells[(o, p)] = cell
+  logging.info(
+      "%d cells read back from %s, %d to compute.", len(cells), out / "cells",
+      len(pending),
+  )
+  dims = {p: prob.dim for p, prob in plan.problems.items()}
+  batches = _batches(pending, dims, config.batching)
+  for i, (opts, probs) in enumerate(batches):
+    t = time.perf_counter()
+    logging.info(
+        "batch %d/%d: %s on %s (%d runs of %d steps)...", i + 1, len(batches),
+        ",".join(opts), ",".join(probs),
+        len(opts) * len(probs) * len(plan.learning_rates) * config.num_seeds,
+        config.steps,
+    )
+    new = _compute(config, plan, opts, probs, cells, out)
+    cells.update(new)
+    logging.info("batch %d/%d: %d cells saved in %.1fs.", i + 1, len(batches),
+                 len(new), time.perf_counter() - t)
+
+  rows, runs, fmins = _summaries(config, plan, cells)
+  experiment.atomic_write(
+      out / "summary.csv", report.csv_text(rows, SUMMARY_COLUMNS)
+  )
+  experiment.atomic_write(
+      out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in runs)
+  )
+  figs = {}
+  if config.plots:
+    t = time.perf_counter()
+    figs = _figures(config, plan, cells, rows, fmins, out)
+    logging.info("figures drawn in %.1fs.", time.perf_counter() - t)
+  experiment.atomic_write(
+      out / "report.md", _report_md(config, plan, rows, figs, out, cells)
+  )
+  table = [{_STDOUT_COLUMNS[k]: r[k] for k in _STDOUT_COLUMNS} for r in rows]
+  print(report.format_table(table, list(_STDOUT_COLUMNS.values())))
+  print(f"\n{len(rows)} cells ({len(pending)} computed, "
+        f"{len(rows) - len(pending)} read back) in "
+        f"{time.perf_counter() - start:.1f}s; report: {out / 'report.md'}")
+  return rows

@@ -1,0 +1,310 @@
+"""Tables for experiments: best hyperparameters, summaries, performance profiles.
+
+Pure functions of NumPy arrays (no JAX, no files), so that a sweep's arrays can
+be summarized, tested on synthetic data and read back from JSON alike.
+
+The protocol for comparing optimizers is the one of DeepOBS and AlgoPerf: for
+each optimizer and problem, the learning rate eta is chosen from a grid by the
+*median over seeds* of the final value (a diverged run counts as +inf), and
+that learning rate's runs are the optimizer's result on the problem.
+
+Shapes: ``values ~ (n_lr, n_seeds, steps)`` holds f(x_t) for every learning
+rate, seed and step t = 1..steps (``values[..., t - 1] = f(x_t)``, as in
+``wonderland.Trace``); ``diverged ~ (n_lr, n_seeds)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "final_values",
+    "best_index",
+    "steps_to_target",
+    "summarize",
+    "performance_profile",
+    "format_table",
+    "markdown_table",
+    "csv_text",
+]
+
+
+def _require_rank(name: str, array: np.ndarray, rank: int, shape: str):
+  if array.ndim != rank:
+    raise ValueError(
+        f"{name} must have shape {shape}, got an array of shape {array.shape}."
+    )
+
+
+def final_values(values, diverged=None) -> np.ndarray:
+  """The last value of each run, +inf where the run diverged or is not finite.
+
+  Args:
+    values: f(x_t) of each run, ``values ~ (..., steps)``.
+    diverged: optional flags ``~ (...)``; a diverged run's final value is +inf.
+
+  Returns:
+    ``final ~ (...)``.
+
+  Raises:
+    ValueError: if ``values`` has no step axis or ``diverged`` does not match.
+  """
+  values = np.asarray(values, dtype=float)
+  if values.ndim < 1 or values.shape[-1] == 0:
+    raise ValueError(
+        f"values must have a non-empty last (step) axis, got shape {values.shape}."
+    )
+  final = values[..., -1].copy()
+  final[~np.isfinite(final)] = np.inf
+  if diverged is not None:
+    diverged = np.asarray(diverged, dtype=bool)
+    if diverged.shape != final.shape:
+      raise ValueError(
+          f"diverged must have shape {final.shape} (values without the step "
+          f"axis), got {diverged.shape}."
+      )
+    final[diverged] = np.inf
+  return final
+
+
+def best_index(final) -> int:
+  """Index of the hyperparameter whose median over seeds is lowest.
+
+  Args:
+    final: final values ``~ (n_hparams, n_seeds)`` (+inf for diverged runs,
+      so that a setting where half the seeds diverge cannot win).
+
+  Returns:
+    The index of the best setting; ties go to the first (smallest) one. If
+    every setting's median is +inf, the setting with the fewest diverged runs,
+    then the first, is returned.
+
+  Raises:
+    ValueError: if ``final`` is not 2-D or is empty.
+  """
+  final = np.asarray(final, dtype=float)
+  _require_rank("final", final, 2, "(n_hparams, n_seeds)")
+  if final.size == 0:
+    raise ValueError(f"final must not be empty, got shape {final.shape}.")
+  final = np.where(np.isnan(final), np.inf, final)
+  medians = np.median(final, axis=1)
+  if np.all(np.isinf(medians)):
+    return int(np.argmin(np.sum(np.isinf(final), axis=1)))
+  return int(np.argmin(medians))
+
+
+def steps_to_target(values, target: float) -> np.ndarray:
+  """The first step count t at which f(x_t) <= target, +inf if never.
+
+  ``values[..., i]`` is f(x_{i+1}), the value after i + 1 steps (as in
+  ``wonderland.Trace.values``), so a run whose first step reaches the target
+  needs 1 step.
+
+  Args:
+    values: ``~ (..., steps)``.
+    target: the value to reach (e.g. ``fmin + target_gap``).
+
+  Returns:
+    ``~ (...)`` floats: step counts, +inf where the target is never reached.
+  """
+  values = np.asarray(values, dtype=float)
+  if values.ndim < 1:
+    raise ValueError(f"values must have a step axis, got shape {values.shape}.")
+  if not np.isfinite(target):
+    raise ValueError(f"target must be a finite number, got {target!r}.")
+  hit = np.nan_to_num(values, nan=np.inf) <= target
+  first = np.argmax(hit, axis=-1).astype(float) + 1.0
+  first[~np.any(hit, axis=-1)] = np.inf
+  return first
+
+
+def _median(x) -> float:
+  x = np.asarray(x, dtype=float)
+  return float(np.median(np.where(np.isnan(x), np.inf, x)))
+
+
+def summarize(
+    values,
+    diverged,
+    learning_rates: Sequence[float],
+    *,
+    fmin: float | None,
+    target_gap: float,
+    compile_seconds: float,
+    run_seconds: float,
+) -> dict[str, Any]:
+  """One row of ``summary.csv``: an optimizer's result on one problem.
+
+  Args:
+    values: ``~ (n_lr, n_seeds, steps)``, f(x_t) of every run of the sweep.
+    diverged: ``~ (n_lr, n_seeds)``.
+    learning_rates: the grid, ``~ (n_lr,)``.
+    fmin: the problem's minimum value, or None when it is unknown (then the
+      gap is measured from the lowest value any run reached).
+    target_gap: a run has reached the target when f(x_t) - fmin <= target_gap.
+    compile_seconds: the sweep's compilation time.
+    run_seconds: the sweep's wall time without compilation, for all its runs.
+
+  Returns:
+    ``best_learning_rate``, ``median_final_value``, ``median_final_gap``,
+    ``median_steps_to_target`` (+inf if the median run misses the target),
+    ``time_to_target`` (seconds: the sweep's run time per run, scaled by the
+    median steps to target over the steps; +inf when missed),
+    ``compile_seconds``, ``diverged_fraction`` (over the whole grid) and
+    ``best`` (the best learning rate's index).
+
+  Raises:
+    ValueError: for inconsistent shapes or a non-positive ``target_gap``.
+  """
+  values = np.asarray(values, dtype=float)
+  _require_rank("values", values, 3, "(n_lr, n_seeds, steps)")
+  learning_rates = np.asarray(learning_rates, dtype=float)
+  if learning_rates.shape != values.shape[:1]:
+    raise ValueError(
+        f"learning_rates must have shape ({values.shape[0]},) to match values, "
+        f"got {learning_rates.shape}."
+    )
+  if not target_gap > 0:
+    raise ValueError(f"target_gap must be positive, got {target_gap!r}.")
+  final = final_values(values, diverged)
+  best = best_index(final)
+  if fmin is None or not np.isfinite(fmin):
+    finite = values[np.isfinite(values)]
+    fmin = float(finite.min()) if finite.size else 0.0
+  steps = values.shape[-1]
+  n_runs = values.shape[0] * values.shape[1]
+  to_target = steps_to_target(values[best], fmin + target_gap)
+  med_steps = _median(to_target)
+  per_run = run_seconds / n_runs
+  return {
+      "best": best,
+      "best_learning_rate": float(learning_rates[best]),
+      "median_final_value": _median(final[best]),
+      "median_final_gap": _median(final[best] - fmin),
+      "median_steps_to_target": med_steps,
+      "time_to_target": (
+          per_run * med_steps / steps if np.isfinite(med_steps) else np.inf
+      ),
+      "compile_seconds": float(compile_seconds),
+      "diverged_fraction": float(np.mean(np.isinf(final))),
+  }
+
+
+def performance_profile(costs, taus) -> np.ndarray:
+  """AlgoPerf/Dolan-More performance profiles of solvers over problems.
+
+  For solver s on problem p, the performance ratio is
+  r_{s,p} = cost_{s,p} / min_s' cost_{s',p}; the profile is
+  rho_s(tau) = |{p : r_{s,p} <= tau}| / n_problems, the fraction of problems
+  that s solves within a factor tau of the best solver.
+
+  Args:
+    costs: ``~ (n_solvers, n_problems)``, e.g. steps to target; +inf (or NaN)
+      where a solver never reached the target. A problem that no solver
+      solves counts as failed for all.
+    taus: the factors ``~ (n_taus,)``, each >= 1.
+
+  Returns:
+    ``rho ~ (n_solvers, n_taus)``, non-decreasing in tau, in [0, 1].
+
+  Raises:
+    ValueError: for a non-2-D ``costs``, negative costs or a tau below 1.
+  """
+  costs = np.asarray(costs, dtype=float)
+  _require_rank("costs", costs, 2, "(n_solvers, n_problems)")
+  if costs.size == 0:
+    raise ValueError(f"costs must not be empty, got shape {costs.shape}.")
+  costs = np.where(np.isnan(costs), np.inf, costs)
+  if np.any(costs < 0):
+    raise ValueError(f"costs must be non-negative, got minimum {costs.min()}.")
+  taus = np.asarray(taus, dtype=float)
+  if taus.ndim != 1 or np.any(taus < 1):
+    raise ValueError(f"taus must be a 1-D array of factors >= 1, got {taus}.")
+  best = costs.min(axis=0)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    # A zero best cost: solvers at zero have ratio 1, the others infinity.
+    ratios = np.where(best > 0, costs / np.where(best > 0, best, 1.0), np.inf)
+    ratios = np.where((best == 0) & (costs == 0), 1.0, ratios)
+  ratios = np.where(np.isinf(best), np.inf, ratios)
+  return np.mean(ratios[:, None, :] <= taus[None, :, None], axis=-1)
+
+
+def _cell(value: Any, floatfmt: str) -> str:
+  if isinstance(value, bool) or value is None:
+    return str(value)
+  if isinstance(value, (int, np.integer)):
+    return str(int(value))
+  if isinstance(value, (float, np.floating)):
+    if math.isinf(value):
+      return "inf" if value > 0 else "-inf"
+    if math.isnan(value):
+      return "nan"
+    return format(float(value), floatfmt)
+  return str(value)
+
+
+def _check_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]):
+  if not columns:
+    raise ValueError("columns must name at least one column, got none.")
+  for i, row in enumerate(rows):
+    missing = [c for c in columns if c not in row]
+    if missing:
+      raise ValueError(
+          f"rows[{i}] lacks the columns {missing}; it has {sorted(row)}."
+      )
+
+
+def format_table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    floatfmt: str = ".3g",
+) -> str:
+  """An aligned plain-text table (for stdout): a header, a rule, the rows."""
+  _check_rows(rows, columns)
+  cells = [[_cell(row[c], floatfmt) for c in columns] for row in rows]
+  widths = [
+      max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)
+  ]
+  lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+  lines.append("  ".join("-" * w for w in widths))
+  lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+  return "\n".join(lines)
+
+
+def markdown_table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    floatfmt: str = ".3g",
+) -> str:
+  """A GitHub-flavoured Markdown table."""
+  _check_rows(rows, columns)
+  lines = ["| " + " | ".join(columns) + " |"]
+  lines.append("|" + "|".join("---" for _ in columns) + "|")
+  for row in rows:
+    lines.append(
+        "| " + " | ".join(_cell(row[c], floatfmt) for c in columns) + " |"
+    )
+  return "\n".join(lines)
+
+
+def csv_text(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    floatfmt: str = ".6g",
+) -> str:
+  """CSV text with a header line; floats written with ``floatfmt``."""
+  _check_rows(rows, columns)
+  buf = io.StringIO()
+  writer = csv.writer(buf, lineterminator="\n")
+  writer.writerow(columns)
+  for row in rows:
+    writer.writerow([_cell(row[c], floatfmt) for c in columns])
+  return buf.getvalue()
