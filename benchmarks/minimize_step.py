@@ -11,7 +11,8 @@ The baseline is the loop everyone writes: a jitted ``value_and_grad + update +
 apply_updates`` step with params and state donated, called ``steps`` times
 from Python. ``minimize`` runs the same steps as one compiled program and also
 records f, ||grad f||, ||u_t||, the descent cosine and the step size at every
-step (three reductions and one select over the params per step). The two
+step (one fused pass for its three reductions, and the divergence check fused
+into the params update). The two
 alternate in one process (median of several rounds); the printed ratio is
 minimize / bare per step (target <= 1.0).
 

@@ -172,6 +172,57 @@ def test_nan_objective_freezes_the_run():
   assert bool(bad_start.diverged) and int(bad_start.num_steps) == 0
 
 
+def _cliff(x):
+  """f(x) = -x while x < 3.5, NaN beyond: gd with eta = 1 walks x_t = t."""
+  return jnp.sum(-x + 0.0 * jnp.log(3.5 - x))
+
+
+@pytest.mark.parametrize("tol", [None, 1e-6])
+@pytest.mark.parametrize("start", [0.0, 1.0])
+def test_rejected_step_returns_to_the_last_point_at_either_parity(tol, start):
+  # From x_0 = start, x_t = start + t; the first x_t > 3.5 is rejected, at an
+  # odd or an even step (the loops run two steps per iteration).
+  steps = 7
+  trace = minimize(_cliff, optax.sgd(1.0), jnp.array([start]), steps=steps,
+                   tol=tol, keep_path=True)
+  n = int(3.5 - start)  # x_n = start + n is the last point below 3.5
+  assert bool(trace.diverged) and not bool(trace.converged)
+  assert int(trace.num_steps) == n
+  np.testing.assert_array_equal(trace.params, [start + n])
+  expected = start + np.arange(1, n + 1)
+  np.testing.assert_array_equal(trace.values[:n], -expected)
+  np.testing.assert_array_equal(trace.path[:n, 0], expected)
+  np.testing.assert_array_equal(trace.grad_norms[:n], 1.0)
+  np.testing.assert_array_equal(trace.update_norms[:n], 1.0)
+  np.testing.assert_array_equal(trace.cos_angles[:n], 1.0)
+  for name in ("values", "grad_norms", "update_norms", "cos_angles"):
+    assert np.all(np.isnan(getattr(trace, name)[n:])), name
+  assert np.all(np.isnan(trace.path[n:]))
+
+
+def _blow_up(learning_rate):
+  """sgd whose update is finite for two steps, then infinite."""
+
+  def update(updates, state, params=None):
+    del params
+    scale = jnp.where(state >= 2, jnp.inf, -learning_rate)
+    return jax.tree.map(lambda g: scale * g, updates), state + 1
+
+  return optax.GradientTransformation(lambda p: jnp.zeros((), jnp.int32),
+                                      update)
+
+
+@pytest.mark.parametrize("tol", [None, 1e-6])
+def test_infinite_update_keeps_the_last_point(tol):
+  trace = minimize(quadratic, _blow_up(0.05), X0, steps=5, tol=tol)
+  expected = (1 - 0.05 * np.asarray(A)) ** 2 * np.asarray(X0)
+  assert bool(trace.diverged) and int(trace.num_steps) == 2
+  np.testing.assert_allclose(trace.params, expected, rtol=1e-6)
+  np.testing.assert_allclose(trace.values[1], quadratic(expected), rtol=1e-6)
+  assert np.all(np.isnan(trace.values[2:]))
+  assert np.all(np.isnan(trace.update_norms[2:]))
+
+
 def test_optax_line_search_inside_minimize():
   opt = optax.chain(
       optax.sgd(1.0),

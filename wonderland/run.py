@@ -23,12 +23,19 @@ every step t = 1..steps:
   (optax's line search, or a hyperparameter injected with
   ``optax.inject_hyperparams``), read after the update; NaN if neither exists.
 
-Each step evaluates f and its gradient once, at the new point, and reuses them
-for the next update (the line searches receive them as ``value`` and ``grad``).
+Each step evaluates f and its gradient once, at x_{t-1}: they feed the update
+u_t (the line searches receive them as ``value`` and ``grad``) and they check
+x_{t-1}, the point the previous step reached; one more evaluation after the
+loop checks x_steps. So besides x the loop carries only the optimizer state
+and the point before x (for a rejection; the loop runs two steps per
+iteration, so the two points swap buffers without a copy, and a stop at
+``tol`` may evaluate f once more), and a step's three reductions (||grad f||,
+||u_t||, <u_t, grad f>) take one pass.
 
 Divergence. A step whose f(x_t), gradient or update is not finite, or whose
 value exceeds ``DIVERGENCE_THRESHOLD``, is rejected: the run keeps x_{t-1},
-sets ``diverged`` and makes no further progress.
+sets ``diverged`` and makes no further progress (the optimizer state is not
+rolled back: it is never used again).
 Nothing raises, and runs batched with ``jax.vmap`` stay independent.
 
 Entries for steps that did not run (after an early stop at ``tol``, from the
@@ -92,20 +99,28 @@ class Trace(NamedTuple):
 
 
 class _Carry(NamedTuple):
-  """The loop state of one run: x_t, the optimizer state, f and grad f there."""
+  """The loop state before step t: the point x_{t-1} and what is known of it.
+
+  x_{t-1} is a candidate until f and grad f there are found healthy (at the
+  start of step t, or by ``finish`` after the last step); ``prev`` is the last
+  accepted point before it, where the run returns to if it is not.
+  """
 
   params: PyTree
+  prev: PyTree
   opt_state: optax.OptState
-  value: jax.Array
-  grad: PyTree
-  grad_norm: jax.Array
   num_steps: jax.Array
+  pending: jax.Array
   diverged: jax.Array
   converged: jax.Array
 
 
 class _Record(NamedTuple):
-  """What one step contributes to the trace."""
+  """What step t contributes to the trace, before ``_assemble`` shifts it.
+
+  ``value`` and ``grad_norm`` are those of x_{t-1}; the others belong to u_t
+  (NaN if the step did not move); ``params`` is the new point x_t.
+  """
 
   value: jax.Array
   grad_norm: jax.Array
@@ -115,12 +130,9 @@ class _Record(NamedTuple):
   params: PyTree
 
 
-def _healthy(value, grad_norm, update_norm=None):
-  ok = jnp.isfinite(value) & (value <= DIVERGENCE_THRESHOLD)
-  ok = ok & jnp.isfinite(grad_norm)
-  if update_norm is not None:
-    ok = ok & jnp.isfinite(update_norm)
-  return ok
+def _healthy(value, grad_norm):
+  return (jnp.isfinite(value) & (value <= DIVERGENCE_THRESHOLD)
+          & jnp.isfinite(grad_norm))
 
 
 def _step_size(opt_state, dtype) -> jax.Array:
@@ -132,30 +144,79 @@ def _step_size(opt_state, dtype) -> jax.Array:
   return jnp.asarray(jnp.nan, dtype)
 
 
-def init_carry(f, optimizer, x0, tol) -> _Carry:
-  """The loop state at x_0 (f, grad f, optimizer state); shared with sweep.
+def _add(total, part):
+  return part if total is None else total + part
 
-  A start where f or grad f is not finite has already diverged; with ``tol``
-  a start where ||grad f(x_0)|| <= tol has already converged.
+
+def _sums(updates, grad):
+  """(<u, u>, <u, g>, <g, g>) over the pytrees, one pass over each leaf pair.
+
+  One variadic reduction per leaf reads u and g once; three separate
+  reductions (norms and vdot) would read them four times.
   """
-  value, grad = jax.value_and_grad(f)(x0)
-  grad_norm = optax.tree_utils.tree_norm(grad)
-  ok = _healthy(value, grad_norm)
-  converged = ok & (grad_norm <= tol) if tol is not None else jnp.bool_(False)
+  uu = ug = gg = None
+  for u, g in zip(jax.tree.leaves(updates), jax.tree.leaves(grad)):
+    u, g = jnp.ravel(u), jnp.ravel(g)
+    terms = (u * u, u * g, g * g)
+    zeros = tuple(jnp.zeros((), t.dtype) for t in terms)
+    out = jax.lax.reduce(
+        terms, zeros,
+        lambda a, b: (a[0] + b[0], a[1] + b[1], a[2] + b[2]), (0,),
+    )
+    uu, ug, gg = _add(uu, out[0]), _add(ug, out[1]), _add(gg, out[2])
+  return uu, ug, gg
+
+
+def _check_point(carry: _Carry, value, grad_norm, tol):
+  """Accepts or rejects carry.params from f and ||grad f|| there.
+
+  Returns:
+    ``(carry, may_move, rejected)``: the carry with num_steps, diverged and
+    converged updated, whether a step may leave the point (accepted, not
+    converged) and whether it was rejected (so the run returns to ``prev``).
+  """
+  running = ~carry.diverged & ~carry.converged
+  ok = running & _healthy(value, grad_norm)
+  rejected = running & ~ok
+  converged = carry.converged
+  if tol is not None:
+    converged = converged | (ok & (grad_norm <= tol))
+  carry = carry._replace(
+      num_steps=carry.num_steps + (ok & carry.pending).astype(jnp.int32),
+      diverged=carry.diverged | rejected,
+      converged=converged,
+  )
+  return carry, ok & ~converged, rejected
+
+
+def init_carry(optimizer, x0) -> _Carry:
+  """The loop state before step 1; shared with ``wonderland.sweep``."""
+  false = jnp.bool_(False)
   return _Carry(
       params=x0,
+      prev=x0,
       opt_state=optimizer.init(x0),
-      value=value,
-      grad=grad,
-      grad_norm=grad_norm,
       num_steps=jnp.zeros((), jnp.int32),
-      diverged=~ok,
-      converged=converged,
+      pending=false,
+      diverged=false,
+      converged=false,
   )
 
 
-def step(f, optimizer, carry: _Carry, active, tol):
-  """One step x_t = x_{t-1} + u_t, accepted only if ``active`` and healthy.
+def step(f, optimizer, carry: _Carry, can_move, tol):
+  """Checks x_{t-1} and takes the step x_t = x_{t-1} + u_t from it.
+
+  Step t evaluates f and grad f once, at x_{t-1}: they accept or reject
+  x_{t-1} (the candidate of step t-1; x_0 at t = 1), mark convergence, and
+  feed the optimizer's update u_t. If x_{t-1} is rejected the run returns to
+  the point before it, ``carry.prev``; if u_t is not finite it stays at
+  x_{t-1}. Either way it is frozen from then on. The optimizer state is not
+  frozen: it is never used again once the run stops moving.
+
+  The new point is one elementwise expression, where(moved, x + u,
+  where(rejected, prev, x)), that XLA fuses with the add; and it is written
+  over ``prev``, which the next step no longer needs. Under a loop unrolled
+  twice the two points swap buffers without a copy.
 
   Shared by ``minimize`` and ``wonderland.sweep`` (under ``jax.vmap``), so
   that a sweep cell takes exactly the steps of the matching single run.
@@ -163,88 +224,115 @@ def step(f, optimizer, carry: _Carry, active, tol):
   Args:
     f: the objective.
     optimizer: a ``GradientTransformationExtraArgs``.
-    carry: the loop state at x_{t-1}.
-    active: a bool scalar; an inactive step changes nothing that is kept.
-    tol: None, or the tolerance on ||grad f(x_t)|| that marks convergence.
+    carry: the loop state before step t.
+    can_move: a bool scalar; False makes the step only check x_{t-1}.
+    tol: None, or the tolerance on ||grad f(x_{t-1})|| that marks
+      convergence.
 
   Returns:
-    ``(carry, record, accepted)``: the state at x_t if the step was accepted
-    (at x_{t-1} otherwise, with ``diverged`` set if it was active), the step's
-    record (NaN if not accepted; ``params`` holds the candidate x_t), and
-    whether it was accepted.
+    ``(carry, record)``: the state before step t + 1 and step t's ``_Record``.
   """
+  value, grad = jax.value_and_grad(f)(carry.params)
   updates, opt_state = optimizer.update(
-      carry.grad,
+      grad,
       carry.opt_state,
       carry.params,
-      value=carry.value,
-      grad=carry.grad,
+      value=value,
+      grad=grad,
       value_fn=f,
   )
-  params = optax.apply_updates(carry.params, updates)
-  value, grad = jax.value_and_grad(f)(params)
-  grad_norm = optax.tree_utils.tree_norm(grad)
-  update_norm = optax.tree_utils.tree_norm(updates)
+  uu, ug, gg = _sums(updates, grad)
+  grad_norm, update_norm = jnp.sqrt(gg), jnp.sqrt(uu)
+  carry, may_move, rejected = _check_point(carry, value, grad_norm, tol)
+  move = may_move & can_move
+  moved = move & jnp.isfinite(update_norm)
+
+  def new_point(x, u, p):
+    return jnp.where(
+        moved, (x + u).astype(x.dtype), jnp.where(rejected, p, x)
+    )
+
+  params = jax.tree.map(new_point, carry.params, updates, carry.prev)
   # cos of the angle between u_t and -grad f(x_{t-1}); NaN if either is zero.
-  denom = update_norm * carry.grad_norm
-  slope = optax.tree_utils.tree_vdot(updates, carry.grad)
+  denom = update_norm * grad_norm
   cos_angle = jnp.where(
-      denom > 0, -slope / jnp.where(denom > 0, denom, 1.0), jnp.nan
-  )
-  ok = active & _healthy(value, grad_norm, update_norm)
-  converged = ok & (grad_norm <= tol) if tol is not None else carry.converged
-  # Only x and the scalars are kept through a rejected step: after one, every
-  # later step is inactive, so the optimizer state and gradient are never used
-  # again, and leaving them unselected saves two passes over memory per step.
-  keep = lambda new, old: jnp.where(ok, new, old)
-  new = _Carry(
-      params=jax.tree.map(keep, params, carry.params),
-      opt_state=opt_state,
-      value=keep(value, carry.value),
-      grad=grad,
-      grad_norm=keep(grad_norm, carry.grad_norm),
-      num_steps=carry.num_steps + ok.astype(jnp.int32),
-      diverged=carry.diverged | (active & ~ok),
-      converged=converged,
+      denom > 0, -ug / jnp.where(denom > 0, denom, 1.0), jnp.nan
   )
   dtype = jnp.result_type(value)
   nan = jnp.asarray(jnp.nan, dtype)
   record = _Record(
-      value=jnp.where(ok, value, nan),
-      grad_norm=jnp.where(ok, grad_norm, nan).astype(dtype),
-      update_norm=jnp.where(ok, update_norm, nan).astype(dtype),
-      cos_angle=jnp.where(ok, cos_angle, nan).astype(dtype),
-      step_size=jnp.where(ok, _step_size(opt_state, dtype), nan),
+      value=value,
+      grad_norm=grad_norm.astype(dtype),
+      update_norm=jnp.where(moved, update_norm, nan).astype(dtype),
+      cos_angle=jnp.where(moved, cos_angle, nan).astype(dtype),
+      step_size=jnp.where(moved, _step_size(opt_state, dtype), nan),
       params=params,
   )
-  return new, record, ok
+  carry = carry._replace(
+      params=params,
+      prev=carry.params,
+      opt_state=opt_state,
+      pending=moved,
+      diverged=carry.diverged | (move & ~moved),
+  )
+  return carry, record
 
 
-def _path_entry(ok, params, keep_path):
-  """x_t for ``Trace.path`` (NaN if the step was rejected); None if not kept."""
-  if not keep_path:
-    return None
-  return jax.tree.map(lambda a: jnp.where(ok, a, jnp.nan), params)
+def finish(f, carry: _Carry, tol):
+  """Checks the last point after the loop; shared with ``wonderland.sweep``.
+
+  Returns:
+    ``(carry, value, grad_norm)``: the final state (params back at ``prev``
+    if the last point is rejected), and f and ||grad f|| at the last point.
+  """
+  value, grad = jax.value_and_grad(f)(carry.params)
+  gg = _sums(grad, grad)[0]
+  grad_norm = jnp.sqrt(gg).astype(jnp.result_type(value))
+  carry, _, rejected = _check_point(carry, value, grad_norm, tol)
+  params = jax.tree.map(
+      lambda x, p: jnp.where(rejected, p, x), carry.params, carry.prev
+  )
+  return carry._replace(params=params, pending=jnp.bool_(False)), value, \
+      grad_norm
+
+
+def shift_records(values, grad_norms, last_value, last_grad_norm, num_steps,
+                  steps):
+  """values[t-1] = f(x_t) from step records of x_{t-1} ~ (..., >= steps).
+
+  Step t records f(x_{t-1}); dropping step 1's f(x_0) and appending f at the
+  last point gives f(x_t) for t = 1..steps. Entries at and after num_steps
+  (steps that did not run or were rejected) become NaN. Shared with
+  ``wonderland.sweep``, where the arrays carry a leading run axis.
+  """
+
+  def shift(a, last):
+    return jnp.concatenate([a[..., 1:steps], last[..., None]], axis=-1)
+
+  mask = jnp.arange(steps) < num_steps[..., None]
+  return (jnp.where(mask, shift(values, last_value), jnp.nan),
+          jnp.where(mask, shift(grad_norms, last_grad_norm), jnp.nan), mask)
 
 
 def _minimize_scan(f, optimizer, x0, steps, keep_path):
-  carry = init_carry(f, optimizer, x0, None)
+  carry = init_carry(optimizer, x0)
 
   def body(c, _):
-    c, rec, ok = step(f, optimizer, c, ~c.diverged, None)
-    return c, rec._replace(params=_path_entry(ok, rec.params, keep_path))
+    c, rec = step(f, optimizer, c, jnp.bool_(True), None)
+    return c, rec._replace(params=rec.params if keep_path else None)
 
-  carry, recs = jax.lax.scan(body, carry, None, length=steps)
-  return carry, recs
+  # Unrolled twice, the new point and the previous one swap buffers in place.
+  return jax.lax.scan(body, carry, None, length=steps, unroll=2)
 
 
 def _minimize_while(f, optimizer, x0, steps, tol, keep_path):
-  carry = init_carry(f, optimizer, x0, tol)
-  nan = jnp.full((steps,), jnp.nan, carry.value.dtype)
+  carry = init_carry(optimizer, x0)
+  # Step t is written at t - 1; a second step past ``steps`` only checks.
+  nan = jnp.full((steps + 1,), jnp.nan, jax.eval_shape(f, x0).dtype)
   path = None
   if keep_path:
     path = jax.tree.map(
-        lambda a: jnp.full((steps, *jnp.shape(a)), jnp.nan, a.dtype), x0
+        lambda a: jnp.full((steps + 1, *jnp.shape(a)), jnp.nan, a.dtype), x0
     )
   buffers = _Record(nan, nan, nan, nan, nan, path)
 
@@ -252,12 +340,18 @@ def _minimize_while(f, optimizer, x0, steps, tol, keep_path):
     t, c, _ = state
     return (t < steps) & ~c.diverged & ~c.converged
 
+  def one(t, c, bufs):
+    c, rec = step(f, optimizer, c, t < steps, tol)
+    rec = rec._replace(params=rec.params if keep_path else None)
+    return c, jax.tree.map(lambda b, r: b.at[t].set(r), bufs, rec)
+
   def body(state):
+    # Two steps per iteration, for the buffer swap of ``_minimize_scan``; the
+    # second only checks if the first stopped the run or reached ``steps``.
     t, c, bufs = state
-    c, rec, ok = step(f, optimizer, c, jnp.bool_(True), tol)
-    rec = rec._replace(params=_path_entry(ok, rec.params, keep_path))
-    bufs = jax.tree.map(lambda b, r: b.at[t].set(r), bufs, rec)
-    return t + 1, c, bufs
+    c, bufs = one(t, c, bufs)
+    c, bufs = one(t + 1, c, bufs)
+    return t + 2, c, bufs
 
   _, carry, recs = jax.lax.while_loop(
       cond, body, (jnp.zeros((), jnp.int32), carry, buffers)
@@ -271,17 +365,30 @@ def _minimize_impl(f, optimizer, x0, tol, *, steps, has_tol, keep_path):
     carry, recs = _minimize_while(f, optimizer, x0, steps, tol, keep_path)
   else:
     carry, recs = _minimize_scan(f, optimizer, x0, steps, keep_path)
+  carry, value, grad_norm = finish(f, carry, tol if has_tol else None)
+  values, grad_norms, mask = shift_records(
+      recs.value, recs.grad_norm, value, grad_norm, carry.num_steps, steps
+  )
+  keep = lambda a: jnp.where(mask, a[:steps], jnp.nan)
+  path = None
+  if keep_path:
+    path = jax.tree.map(
+        lambda a: jnp.where(
+            mask.reshape(-1, *([1] * (a.ndim - 1))), a[:steps], jnp.nan
+        ),
+        recs.params,
+    )
   return Trace(
       params=carry.params,
-      values=recs.value,
-      grad_norms=recs.grad_norm,
-      update_norms=recs.update_norm,
-      cos_angles=recs.cos_angle,
-      step_sizes=recs.step_size,
+      values=values,
+      grad_norms=grad_norms,
+      update_norms=keep(recs.update_norm),
+      cos_angles=keep(recs.cos_angle),
+      step_sizes=keep(recs.step_size),
       num_steps=carry.num_steps,
       converged=carry.converged,
       diverged=carry.diverged,
-      path=recs.params if keep_path else None,
+      path=path,
   )
 
 

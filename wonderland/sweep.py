@@ -268,10 +268,10 @@ def _constrain(tree, sharding):
   )
 
 
-def _init_program(f, make_optimizer, fixed, sharding, hparams, x0):
+def _init_program(make_optimizer, fixed, sharding, hparams, x0):
   def one(hp, x):
     opt = _make_optimizer(make_optimizer, fixed, hp)
-    return run.init_carry(f, opt, x, None)
+    return run.init_carry(opt, x)
 
   return _constrain(jax.vmap(one)(hparams, x0), sharding)
 
@@ -279,17 +279,23 @@ def _init_program(f, make_optimizer, fixed, sharding, hparams, x0):
 def _chunk_program(
     f, make_optimizer, fixed, chunk, sharding, hparams, carry, real, t0, steps
 ):
-  """``chunk`` steps of every run, t0..t0+chunk-1; steps >= ``steps`` masked."""
+  """``chunk`` steps of every run, t0..t0+chunk-1; steps >= ``steps`` masked.
+
+  Step t records f and ||grad f|| at x_{t-1} (see ``wonderland.run.step``);
+  ``_assemble_program`` shifts them to the trace's f(x_t).
+  """
 
   def one(hp, c):
     opt = _make_optimizer(make_optimizer, fixed, hp)
 
     def body(c, t):
-      active = (t < steps) & ~c.diverged
-      c, rec, _ = run.step(f, opt, c, active, None)
+      c, rec = run.step(f, opt, c, t < steps, None)
       return c, (rec.value, rec.grad_norm)
 
-    return jax.lax.scan(body, c, t0 + jnp.arange(chunk, dtype=jnp.int32))
+    # Unrolled twice, x_t and x_{t-1} swap buffers in place (see run.step).
+    return jax.lax.scan(
+        body, c, t0 + jnp.arange(chunk, dtype=jnp.int32), unroll=2
+    )
 
   carry, (values, grad_norms) = jax.vmap(one)(hparams, carry)
   replicated = NamedSharding(sharding.mesh, P())
@@ -301,6 +307,12 @@ def _chunk_program(
           _constrain(grad_norms, sharding), num_diverged, next_t0)
 
 
+def _finish_program(f, sharding, carry):
+  """Checks every run's last point (``wonderland.run.finish``)."""
+  carry, value, grad_norm = jax.vmap(lambda c: run.finish(f, c, None))(carry)
+  return _constrain((carry, value, grad_norm), sharding)
+
+
 def _out_sharding(shape, mesh, replicate):
   n = mesh.devices.size
   if not replicate:
@@ -310,9 +322,9 @@ def _out_sharding(shape, mesh, replicate):
   return NamedSharding(mesh, P())
 
 
-def _assemble_program(layout, mesh, replicate, values, grad_norms, params,
-                      diverged):
-  """Concatenates the chunks, drops padding and lays the runs on the grid."""
+def _assemble_program(layout, mesh, replicate, values, grad_norms, last_value,
+                      last_grad_norm, num_steps, params, diverged):
+  """Concatenates and shifts the chunks, drops padding, lays out the grid."""
   n_runs, lead, steps = layout
 
   def place(a):
@@ -321,15 +333,18 @@ def _assemble_program(layout, mesh, replicate, values, grad_norms, params,
         a, _out_sharding(a.shape, mesh, replicate)
     )
 
-  values = jnp.concatenate(values, axis=1)[:, :steps]
-  grad_norms = jnp.concatenate(grad_norms, axis=1)[:, :steps]
+  values, grad_norms, _ = run.shift_records(
+      jnp.concatenate(values, axis=1), jnp.concatenate(grad_norms, axis=1),
+      last_value, last_grad_norm, num_steps, steps,
+  )
   return jax.tree.map(place, (values, grad_norms, params, diverged))
 
 
-_init_jit = jax.jit(_init_program, static_argnums=(0, 1, 2, 3))
+_init_jit = jax.jit(_init_program, static_argnums=(0, 1, 2))
 _chunk_jit = jax.jit(
     _chunk_program, static_argnums=(0, 1, 2, 3, 4), donate_argnums=(6,)
 )
+_finish_jit = jax.jit(_finish_program, static_argnums=(0, 1))
 _assemble_jit = jax.jit(_assemble_program, static_argnums=(0, 1, 2))
 
 
@@ -449,7 +464,8 @@ def sweep(
 
   statics = (f, make_optimizer, fixed_items)
   carry = _compile_and_run(
-      _init_jit, timing, (*statics, sharded), hparams, x0_runs
+      _init_jit, timing, (make_optimizer, fixed_items, sharded), hparams,
+      x0_runs,
   )
   value_chunks, grad_norm_chunks = [], []
   for i in range(n_chunks):
@@ -465,11 +481,14 @@ def sweep(
         min((i + 1) * chunk, steps), steps, n_runs, n_chunks, chunk,
         int(num_diverged), timing["compile"], timing["run"],
     )
+  carry, last_value, last_grad_norm = _compile_and_run(
+      _finish_jit, timing, (f, sharded), carry
+  )
   layout = (n_runs, (*grid_shape, n_seeds), steps)
   out_values, out_gnorms, out_params, out_diverged = _compile_and_run(
       _assemble_jit, timing, (layout, mesh, multiprocess),
-      tuple(value_chunks), tuple(grad_norm_chunks), carry.params,
-      carry.diverged,
+      tuple(value_chunks), tuple(grad_norm_chunks), last_value,
+      last_grad_norm, carry.num_steps, carry.params, carry.diverged,
   )
   hparams_grid = {
       name: np.broadcast_to(array, grid_shape)
