@@ -16,8 +16,8 @@ import optax
 import pytest
 
 from wonderland.run import minimize
-from wonderland.sweep import SweepResult
-from wonderland.sweep import sweep
+from wonderland.sweeps import SweepResult
+from wonderland.sweeps import sweep
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _sweep_worker  # pylint: disable=wrong-import-position

@@ -7,7 +7,11 @@ sweeps and reports a researcher needs to compare optimizers.
 
 from wonderland import landscape
 from wonderland import optim
+from wonderland import plots
 from wonderland import problems
+from wonderland import report
+from wonderland import run
+from wonderland import sweeps
 from wonderland import tensors
 from wonderland.derivatives import check_grad
 from wonderland.derivatives import directional_derivative
@@ -27,6 +31,11 @@ from wonderland.landscape import is_descent_direction
 from wonderland.landscape import is_local_minimum
 from wonderland.landscape import smoothness
 from wonderland.problems import Problem
+from wonderland.run import DIVERGENCE_THRESHOLD
+from wonderland.run import minimize
+from wonderland.run import Trace
+from wonderland.sweeps import sweep
+from wonderland.sweeps import SweepResult
 from wonderland.tensors import batched_matmul
 from wonderland.tensors import cosine_similarity
 from wonderland.tensors import dot
@@ -71,4 +80,15 @@ __all__ = [
     "ConvexityReport",
     "smoothness",
     "find_stationary_points",
+    # §1.3 runs and sweeps
+    "run",
+    "minimize",
+    "Trace",
+    "DIVERGENCE_THRESHOLD",
+    "sweeps",
+    "sweep",
+    "SweepResult",
+    # experiments' tables and figures
+    "report",
+    "plots",
 ]

@@ -47,7 +47,7 @@ from wonderland import optim
 from wonderland import problems as problems_lib
 from wonderland import report
 from wonderland import run as run_lib
-from wonderland import sweep as sweep_lib
+from wonderland import sweeps as sweep_lib
 
 __all__ = [
     "OPTIMIZERS",
