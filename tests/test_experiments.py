@@ -22,6 +22,7 @@ import numpy as np
 import optax
 import pytest
 
+from wonderland import batching
 from wonderland import experiment
 from wonderland import optim
 from wonderland import problems
@@ -222,8 +223,8 @@ def test_batched_cells_equal_single_runs():
 
 
 def test_switch_optimizer_never_moves_the_problem_index():
-  make = co.switch_optimizer([optim.adam, optax.lion])
-  f = co.stack_problems([lambda x: jnp.sum(x**2), lambda x: jnp.sum(x**4)])
+  make = batching.switch_optimizer([optim.adam, optax.lion])
+  f = batching.stack_problems([lambda x: jnp.sum(x**2), lambda x: jnp.sum(x**4)])
   params = {"x": jnp.ones(2), "k": jnp.asarray(1.0)}
   opt = make(0.1, 1.0)
   state = opt.init(params)

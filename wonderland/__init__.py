@@ -5,6 +5,7 @@ Tensors (§1.1), derivatives (§1.2), and gradient descent with its acceleration
 sweeps and reports a researcher needs to compare optimizers.
 """
 
+from wonderland import batching
 from wonderland import landscape
 from wonderland import optim
 from wonderland import plots
@@ -88,6 +89,7 @@ __all__ = [
     "sweeps",
     "sweep",
     "SweepResult",
+    "batching",
     # experiments' tables and figures
     "report",
     "plots",

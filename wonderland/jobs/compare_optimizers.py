@@ -48,6 +48,8 @@ from wonderland import problems as problems_lib
 from wonderland import report
 from wonderland import run as run_lib
 from wonderland import sweeps as sweep_lib
+from wonderland.batching import stack_problems
+from wonderland.batching import switch_optimizer
 
 __all__ = [
     "OPTIMIZERS",
@@ -56,8 +58,6 @@ __all__ = [
     "Batch",
     "Cell",
     "optimizer_factory",
-    "switch_optimizer",
-    "stack_problems",
     "run_batch",
     "best_paths",
     "initial_points",
@@ -131,87 +131,6 @@ def optimizer_factory(name: str) -> Callable[..., optax.GradientTransformation]:
       f"config.optimizers has an unknown name {name!r}; valid names are "
       f"{valid}."
   )
-
-
-def switch_optimizer(
-    factories: Sequence[Callable[..., optax.GradientTransformation]],
-) -> Callable[..., optax.GradientTransformationExtraArgs]:
-  """One optimizer factory that runs ``factories[index]``, index a number.
-
-  The returned ``make(learning_rate, index)`` acts on params
-  ``{"x": x, "k": k}`` (see ``stack_problems``): it applies the chosen
-  optimizer to x (its state holds the state of every factory, only the
-  chosen one advances) and leaves the problem index k alone (zero update).
-  Because ``index`` is a plain number, ``wonderland.sweep`` can sweep it like
-  a learning rate, so all optimizers share one compiled program. The line
-  searches get f as a function of x alone.
-
-  Args:
-    factories: optimizer factories taking ``learning_rate``.
-
-  Returns:
-    ``make(learning_rate, index) -> optax.GradientTransformationExtraArgs``.
-  """
-  factories = tuple(factories)
-  if not factories:
-    raise ValueError("factories must hold at least one optimizer factory.")
-
-  def make(learning_rate, index):
-    opts = [
-        optax.with_extra_args_support(m(learning_rate)) for m in factories
-    ]
-
-    def init_fn(params):
-      return tuple(o.init(params["x"]) for o in opts)
-
-    def update_fn(updates, state, params=None, **extra):
-      if params is None:
-        raise ValueError("switch_optimizer needs params={'x': x, 'k': k}.")
-      k = params["k"]
-      value_fn = extra.get("value_fn")
-      x_value_fn = None
-      if value_fn is not None:
-        x_value_fn = lambda x: value_fn({"x": x, "k": k})
-      grad = extra.get("grad")
-      args = dict(value=extra.get("value"), value_fn=x_value_fn,
-                  grad=None if grad is None else grad["x"])
-
-      def branch(i):
-        def apply(states):
-          u, s = opts[i].update(updates["x"], states[i], params["x"], **args)
-          return u, states[:i] + (s,) + states[i + 1:]
-        return apply
-
-      which = jnp.clip(jnp.round(index).astype(jnp.int32), 0, len(opts) - 1)
-      u, state = jax.lax.switch(
-          which, [branch(i) for i in range(len(opts))], state
-      )
-      return {"x": u, "k": jnp.zeros_like(k)}, state
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
-
-  make.__name__ = "switch_optimizer"
-  return make
-
-
-def stack_problems(
-    fns: Sequence[Callable[[jax.Array], jax.Array]],
-) -> Callable[[Mapping[str, jax.Array]], jax.Array]:
-  """One objective of ``{"x": x, "k": k}`` that is ``fns[round(k)](x)``.
-
-  All ``fns`` take the same ``x ~ (dim,)``. k is a float so that the params
-  stay differentiable; its gradient is 0 and ``switch_optimizer`` never moves
-  it.
-  """
-  fns = tuple(fns)
-  if not fns:
-    raise ValueError("fns must hold at least one objective.")
-
-  def f(params):
-    k = jnp.clip(jnp.round(params["k"]).astype(jnp.int32), 0, len(fns) - 1)
-    return jax.lax.switch(k, fns, params["x"])
-
-  return f
 
 
 class _Program(NamedTuple):
