@@ -114,6 +114,46 @@ def test_compare_optimizers_writes_every_output(runs):
   assert config["steps"] == 30 and config["optimizers"] == "gd,momentum,adam"
   assert "problem" in result.stdout and "adam" in result.stdout
   assert len(list((workdir / "cells").glob("*.npz"))) == 6
+  # The documented columns, by name (not only the module's own list).
+  assert {"best_learning_rate", "median_final_value", "median_final_gap",
+          "median_steps_to_target", "time_to_target", "compile_seconds",
+          "diverged_fraction"} <= set(rows[0])
+
+
+def test_summary_follows_the_median_protocol_on_every_run(runs):
+  """summary.csv recomputed from results.jsonl: best eta by the median final
+  value over seeds (diverged runs as worst, ties to the first), its median,
+  the gap to f* and the fraction of diverged runs."""
+  _, workdir = _ok(runs, "compare_optimizers")
+  records = [json.loads(line) for line in
+             (workdir / "results.jsonl").read_text().splitlines()]
+  fmin = {"quadratic": 0.0, "rosenbrock": 0.0}
+  for row in _csv(workdir / "summary.csv"):
+    cell = [r for r in records if (r["optimizer"], r["problem"])
+            == (row["optimizer"], row["problem"])]
+    lrs = sorted({r["learning_rate"] for r in cell})
+    assert len(cell) == 3 * 2 and len(lrs) == 3
+    finals = [[math.inf if r["diverged"] or r["final_value"] is None
+               else r["final_value"] for r in cell if r["learning_rate"] == lr]
+              for lr in lrs]
+    medians = [float(np.median(f)) for f in finals]
+    best = int(np.argmin(medians))
+    assert float(row["best_learning_rate"]) == pytest.approx(lrs[best],
+                                                             rel=1e-5)
+    assert {r["learning_rate"] for r in cell if r["best"]} == {lrs[best]}
+    assert float(row["median_final_value"]) == pytest.approx(medians[best],
+                                                             rel=1e-5)
+    assert float(row["median_final_gap"]) == pytest.approx(
+        medians[best] - fmin[row["problem"]], rel=1e-5, abs=1e-9)
+    assert float(row["diverged_fraction"]) == pytest.approx(
+        np.mean([r["diverged"] for r in cell]), abs=1e-5)
+
+
+def test_every_experiment_saves_its_resolved_config(runs):
+  for name in runs:
+    _, workdir = _ok(runs, name)
+    config = json.loads((workdir / "config.json").read_text())
+    assert config, name
 
 
 def test_compare_optimizers_report_references_existing_files(runs):
@@ -376,11 +416,14 @@ def test_jacobians_table_and_heat_maps(runs):
     assert (workdir / image).is_file()
   assert "auto chose the faster mode" in result.stdout
   # auto's rule: forward mode when c >= d.
+  checked = 0
   for line in result.stdout.splitlines():
     parts = line.split()
     if len(parts) == 9 and parts[0] in ("True", "False"):
       d, c, picks = int(parts[1]), int(parts[2]), parts[7]
       assert picks == ("fwd" if c >= d else "rev")
+      checked += 1
+  assert checked == 2 * 2 * 2  # every row of the table was read
 
 
 # --- landscape ---------------------------------------------------------------

@@ -151,6 +151,8 @@ def mask(X: jax.Array, M: jax.Array) -> jax.Array:  # pylint: disable=invalid-na
   """Masks X with a 0/1 or boolean tensor M of its shape: X_ij if M_ij else 0.
 
   This is the Hadamard product X * M, the use of it the notes single out.
+  M is not checked to be 0/1 (that would need its values, not its shape, and
+  so could not happen under ``jax.jit``): any other M scales X entry-wise.
 
   Raises:
     ValueError: if the shapes differ.
