@@ -241,7 +241,7 @@ def test_optax_line_search_inside_minimize():
 
 
 def test_armijo_gd_inside_minimize():
-  optim = pytest.importorskip("wonderland.optim")
+  from wonderland import optim  # pylint: disable=g-import-not-at-top
   c = 1e-4
   opt = optim.armijo_gd(learning_rate=1.0, c=c)
   x0 = jnp.array([-1.5, 2.0])

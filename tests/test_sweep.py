@@ -100,7 +100,7 @@ def test_divergence_is_isolated(base):
 
 
 def test_two_dimensional_grid_with_wonderland_momentum():
-  optim = pytest.importorskip("wonderland.optim")
+  from wonderland import optim  # pylint: disable=g-import-not-at-top
   grid = {"learning_rate": np.array([1e-4, 1e-3]),
           "decay": np.array([0.0, 0.5, 0.9])}
   result = sweep(rosenbrock, optim.momentum, grid, X0[:2], steps=10)
