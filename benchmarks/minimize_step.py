@@ -23,8 +23,6 @@ minimize / bare per step (target <= 1.0).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +30,7 @@ import numpy as np
 import optax
 
 from wonderland.run import minimize
+from _timing import time_alternating
 
 
 def elementwise(x):
@@ -73,17 +72,6 @@ def bare_loop(objective, opt, steps):
   return run
 
 
-def time_alternating(fns, rounds):
-  samples = {name: [] for name in fns}
-  for r in range(rounds):
-    names = list(fns)
-    for name in names[r % 2:] + names[:r % 2]:
-      start = time.perf_counter()
-      jax.block_until_ready(fns[name]())
-      samples[name].append(time.perf_counter() - start)
-  return {name: statistics.median(s) for name, s in samples.items()}
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--quick", action="store_true", help="1M parameters")
@@ -122,7 +110,7 @@ def main():
       # They take the same steps: bare records f(x_{t-1}), minimize f(x_t).
       np.testing.assert_allclose(trace.values[:-1], bare_values[1:],
                                  rtol=1e-3)
-      medians = time_alternating(fns, args.rounds)
+      medians = time_alternating(fns, rounds=args.rounds, warmup=0)
       per_bare = medians["bare"] / steps * 1e3
       per_min = medians["minimize"] / steps * 1e3
       print(f"{problem:<14} {name:<18} {per_bare:13.2f} {per_min:17.2f} "
