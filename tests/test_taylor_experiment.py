@@ -62,3 +62,16 @@ def test_bad_input_is_one_sentence_without_traceback(tmp_path, flags, message):
   assert result.returncode != 0
   assert message in result.stderr
   assert "Traceback" not in result.stderr
+
+
+def test_a_platform_this_machine_lacks_is_one_sentence(tmp_path):
+  import jax  # pylint: disable=g-import-not-at-top
+  try:
+    jax.devices("gpu")
+    pytest.skip("this machine has a GPU backend")
+  except RuntimeError:
+    pass
+  result = _run("--platform=gpu", f"--workdir={tmp_path}")
+  assert result.returncode == 2
+  assert "--platform must name a backend this machine has; got 'gpu'" in result.stderr
+  assert "Traceback" not in result.stderr

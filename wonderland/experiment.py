@@ -175,6 +175,14 @@ def set_platform(platform: str | None) -> None:
   import jax  # pylint: disable=g-import-not-at-top
 
   jax.config.update("jax_platforms", platform)
+  try:
+    jax.devices()
+  except RuntimeError:
+    raise ConfigError(
+        f"--platform must name a backend this machine has; got {platform!r}, "
+        "which JAX cannot start here (install the matching jax package, e.g. "
+        "jax[cuda12] for gpu, or leave --platform unset)."
+    ) from None
 
 
 def prepare_workdir(workdir: str | os.PathLike) -> Path:
