@@ -128,3 +128,28 @@ def test_tables():
   assert parsed[0]["steps"] == "inf"
   with pytest.raises(ValueError, match=r"rows\[0\] lacks the columns \['x'\]"):
     report.format_table(rows, ["x"])
+
+
+def test_ranking_orders_by_problems_solved_then_mean_rank():
+  inf = float("inf")
+  rows = [
+      # p1: b reaches the target first; a later; c never (but a smaller gap
+      # than d, which also misses).
+      dict(problem="p1", optimizer="a", median_steps_to_target=30, median_final_gap=1e-6),
+      dict(problem="p1", optimizer="b", median_steps_to_target=10, median_final_gap=1e-4),
+      dict(problem="p1", optimizer="c", median_steps_to_target=inf, median_final_gap=0.1),
+      dict(problem="p1", optimizer="d", median_steps_to_target=inf, median_final_gap=float("nan")),
+      # p2: a and b tie exactly and share place 1; c solves it too.
+      dict(problem="p2", optimizer="a", median_steps_to_target=5, median_final_gap=0.0),
+      dict(problem="p2", optimizer="b", median_steps_to_target=5, median_final_gap=0.0),
+      dict(problem="p2", optimizer="c", median_steps_to_target=50, median_final_gap=0.0),
+      dict(problem="p2", optimizer="d", median_steps_to_target=None, median_final_gap=1.0),
+  ]
+  table = report.ranking(rows)
+  assert [r["optimizer"] for r in table] == ["b", "a", "c", "d"]
+  by = {r["optimizer"]: r for r in table}
+  assert (by["b"]["solved"], by["b"]["wins"], by["b"]["mean_rank"]) == (2, 2, 1.0)
+  assert (by["a"]["solved"], by["a"]["wins"], by["a"]["mean_rank"]) == (2, 1, 1.5)
+  assert (by["c"]["solved"], by["c"]["mean_rank"]) == (1, 3.0)
+  assert (by["d"]["solved"], by["d"]["wins"], by["d"]["mean_rank"]) == (0, 0, 4.0)
+  assert all(r["problems"] == 2 for r in table)

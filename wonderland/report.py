@@ -28,6 +28,7 @@ __all__ = [
     "steps_to_target",
     "summarize",
     "performance_profile",
+    "ranking",
     "format_table",
     "markdown_table",
     "csv_text",
@@ -232,6 +233,55 @@ def performance_profile(costs, taus) -> np.ndarray:
     ratios = np.where((best == 0) & (costs == 0), 1.0, ratios)
   ratios = np.where(np.isinf(best), np.inf, ratios)
   return np.mean(ratios[:, None, :] <= taus[None, :, None], axis=-1)
+
+
+def ranking(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    steps_key: str = "median_steps_to_target",
+    gap_key: str = "median_final_gap",
+) -> list[dict[str, Any]]:
+  """Ranks optimizers across problems from one summary row per cell.
+
+  On each problem the optimizers are ordered by median steps to the target
+  (fewest first) and, among those that tie (or all miss the target), by the
+  median final gap; tied cells share the best of their places (1 = best).
+  Missing, NaN or diverged results count as +inf.
+
+  Args:
+    rows: dicts with ``problem``, ``optimizer``, ``steps_key`` and ``gap_key``.
+
+  Returns:
+    One dict per optimizer, best first (most problems solved, then lowest mean
+    rank): ``optimizer``, ``solved`` (problems whose target its median run
+    reached), ``wins`` (problems where it ranks 1), ``mean_rank`` and
+    ``problems``.
+  """
+  def number(x) -> float:
+    x = math.inf if x is None else float(x)
+    return math.inf if math.isnan(x) else x
+
+  by_problem: dict[str, list[Mapping[str, Any]]] = {}
+  for row in rows:
+    by_problem.setdefault(row["problem"], []).append(row)
+  stats: dict[str, dict[str, Any]] = {}
+  for cells in by_problem.values():
+    keys = [(number(r[steps_key]), number(r[gap_key])) for r in cells]
+    for row, key in zip(cells, keys):
+      place = 1 + sum(other < key for other in keys)
+      st = stats.setdefault(row["optimizer"], {"optimizer": row["optimizer"],
+                                               "solved": 0, "wins": 0,
+                                               "ranks": []})
+      st["solved"] += math.isfinite(key[0])
+      st["wins"] += place == 1
+      st["ranks"].append(place)
+  table = [
+      {"optimizer": st["optimizer"], "solved": st["solved"],
+       "wins": st["wins"], "mean_rank": float(np.mean(st["ranks"])),
+       "problems": len(st["ranks"])}
+      for st in stats.values()
+  ]
+  return sorted(table, key=lambda r: (-r["solved"], r["mean_rank"]))
 
 
 def _cell(value: Any, floatfmt: str) -> str:

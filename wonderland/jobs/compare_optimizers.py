@@ -85,6 +85,7 @@ SUMMARY_COLUMNS = (
     "median_final_gap", "median_steps_to_target", "time_to_target",
     "compile_seconds", "diverged_fraction",
 )
+RANKING_COLUMNS = ("optimizer", "solved", "wins", "mean_rank", "problems")
 _STDOUT_COLUMNS = {
     "problem": "problem", "optimizer": "optimizer",
     "best_learning_rate": "eta*", "median_final_gap": "gap",
@@ -647,6 +648,16 @@ def _report_md(config, plan: _Plan, rows, figs, out: Path, cells) -> str:
       f"({len(programs)} program(s); batching: `{config.batching}`), "
       "shared by its cells.",
       "",
+      "## Ranking",
+      "",
+      f"*solved*: problems on which the median run reaches a gap of "
+      f"{config.target_gap:g}; *wins*: problems on which it needs the fewest "
+      "steps (ties: the smaller gap); *mean_rank*: its mean place over "
+      "problems (1 = best). Steps are optimizer steps, not evaluations of f: "
+      "armijo_gd's line search evaluates f once per backtrack.",
+      "",
+      report.markdown_table(report.ranking(rows), RANKING_COLUMNS),
+      "",
       "## Summary",
       "",
       report.markdown_table(rows, SUMMARY_COLUMNS),
@@ -732,6 +743,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
   )
   table = [{_STDOUT_COLUMNS[k]: r[k] for k in _STDOUT_COLUMNS} for r in rows]
   print(report.format_table(table, list(_STDOUT_COLUMNS.values())))
+  print(f"\nranking (solved: median run reaches a gap of {config.target_gap:g}):")
+  print(report.format_table(report.ranking(rows), RANKING_COLUMNS))
   print(f"\n{len(rows)} cells ({len(pending)} computed, "
         f"{len(rows) - len(pending)} read back) in "
         f"{time.perf_counter() - start:.1f}s; report: {out / 'report.md'}")
