@@ -152,24 +152,27 @@ def test_divergence_is_reported_not_raised(tol):
   a, x0 = np.asarray(A, np.float64), np.asarray(X0, np.float64)
   values = [0.5 * np.sum(a * ((1 - eta * a) ** t * x0) ** 2)
             for t in range(1, 200)]
-  # The first step past the threshold is rejected.
+  # Step n + 1 is the first past the threshold: the run stops at x_{n+1}.
   assert n == int(np.argmax(np.array(values) > run_lib.DIVERGENCE_THRESHOLD))
   assert np.all(np.isfinite(trace.values[:n]))
   assert np.all(np.isnan(trace.values[n:]))
   assert np.all(np.isfinite(trace.params))
-  np.testing.assert_allclose(trace.params, (1 - eta * a) ** n * x0, rtol=1e-4)
+  np.testing.assert_allclose(trace.params, (1 - eta * a) ** (n + 1) * x0,
+                             rtol=1e-4)
+  assert float(quadratic(trace.params)) > run_lib.DIVERGENCE_THRESHOLD
 
 
 def test_nan_objective_freezes_the_run():
   # f = x - log x, minimum at x = 1; the step -6 f'(2) = -3 from x = 2 lands
-  # at x = -1, where log is NaN: the run keeps x = 2 and stops.
+  # at x = -1, where log is NaN: the run stops there, at x = -1.
   f = lambda x: jnp.sum(x - jnp.log(x))
   trace = minimize(f, optax.sgd(6.0), jnp.array([2.0]), steps=5)
   assert bool(trace.diverged) and int(trace.num_steps) == 0
-  np.testing.assert_array_equal(trace.params, [2.0])
+  np.testing.assert_array_equal(trace.params, [-1.0])
   assert np.all(np.isnan(trace.values))
   bad_start = minimize(f, optax.sgd(0.1), jnp.array([-1.0]), steps=5)
   assert bool(bad_start.diverged) and int(bad_start.num_steps) == 0
+  np.testing.assert_array_equal(bad_start.params, [-1.0])
 
 
 def _cliff(x):
@@ -179,16 +182,16 @@ def _cliff(x):
 
 @pytest.mark.parametrize("tol", [None, 1e-6])
 @pytest.mark.parametrize("start", [0.0, 1.0])
-def test_rejected_step_returns_to_the_last_point_at_either_parity(tol, start):
-  # From x_0 = start, x_t = start + t; the first x_t > 3.5 is rejected, at an
-  # odd or an even step (the loops run two steps per iteration).
+def test_diverged_run_stops_where_f_blew_up_at_either_parity(tol, start):
+  # From x_0 = start, x_t = start + t; the run stops at the first x_t > 3.5,
+  # where f is NaN, reached at an odd or an even step.
   steps = 7
   trace = minimize(_cliff, optax.sgd(1.0), jnp.array([start]), steps=steps,
                    tol=tol, keep_path=True)
   n = int(3.5 - start)  # x_n = start + n is the last point below 3.5
   assert bool(trace.diverged) and not bool(trace.converged)
   assert int(trace.num_steps) == n
-  np.testing.assert_array_equal(trace.params, [start + n])
+  np.testing.assert_array_equal(trace.params, [start + n + 1])
   expected = start + np.arange(1, n + 1)
   np.testing.assert_array_equal(trace.values[:n], -expected)
   np.testing.assert_array_equal(trace.path[:n, 0], expected)

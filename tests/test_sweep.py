@@ -92,7 +92,7 @@ def test_divergence_is_isolated(base):
   assert 0 < first_nan and np.all(np.isnan(values[2, 0, first_nan:]))
   assert np.all(np.isfinite(values[~diverged]))
   assert np.all(np.isfinite(np.asarray(base.final_params)))
-  # The frozen run keeps the last point it reached.
+  # The stopped run keeps the point where it blew up, as minimize does.
   trace = minimize(rosenbrock, optax.sgd(4e-3, momentum=0.9),
                    jnp.asarray(X0[0]), steps=STEPS)
   assert int(trace.num_steps) == first_nan

@@ -26,21 +26,34 @@ every step t = 1..steps:
 Each step evaluates f and its gradient once, at x_{t-1}: they feed the update
 u_t (the line searches receive them as ``value`` and ``grad``) and they check
 x_{t-1}, the point the previous step reached; one more evaluation after the
-loop checks x_steps. So besides x the loop carries only the optimizer state
-and the point before x (for a rejection; the loop runs two steps per
-iteration, so the two points swap buffers without a copy, and a stop at
-``tol`` may evaluate f once more), and a step's three reductions (||grad f||,
-||u_t||, <u_t, grad f>) take one pass.
+loop checks x_steps. So besides x the loop carries only the optimizer state, a
+step's three reductions (||grad f||, ||u_t||, <u_t, grad f>) take one pass,
+and the new point is one fused elementwise select, where(ok, x + u, x).
 
-Divergence. A step whose f(x_t), gradient or update is not finite, or whose
-value exceeds ``DIVERGENCE_THRESHOLD``, is rejected: the run keeps x_{t-1},
-sets ``diverged`` and makes no further progress (the optimizer state is not
-rolled back: it is never used again).
+Divergence. Step t knows x_{t-1}, f(x_{t-1}), grad f(x_{t-1}) and u_t:
+
+- if f(x_{t-1}) or grad f(x_{t-1}) is not finite, or f(x_{t-1}) exceeds
+  ``DIVERGENCE_THRESHOLD``, the run stops AT x_{t-1};
+- else if u_t is not finite, the run stops at x_{t-1}, without applying u_t;
+- else x_t = x_{t-1} + u_t.
+
+A stop sets ``diverged`` and the run makes no further progress (the optimizer
+state is not rolled back: it is never used again). So the ``params`` of a
+diverged run are where progress stopped: the first point at which f or its
+gradient blew up (x_0 itself if f blows up there), or the point whose update
+was not finite. They are NOT the last point where everything was finite:
+returning there would mean carrying the previous point, one more pass over
+memory every step. No non-finite update is ever applied, so that point is
+finite unless x_{t-1} + u_t itself overflowed.
+``num_steps`` counts the steps that reached a point where f and grad f are
+finite (and f is below the threshold): a run whose step n + 1 reached a point
+where f blew up returns params = x_{n + 1} with num_steps = n, and its records
+from step n + 1 on are NaN.
 Nothing raises, and runs batched with ``jax.vmap`` stay independent.
 
 Entries for steps that did not run (after an early stop at ``tol``, from the
-step that diverged on) are NaN in every per-step array and in ``path``;
-``num_steps`` counts the steps that ran.
+step that reached a blown-up point on) are NaN in every per-step array and in
+``path``; ``num_steps`` counts the steps that ran.
 """
 
 from __future__ import annotations
@@ -69,7 +82,11 @@ class Trace(NamedTuple):
   """Everything ``minimize`` saw, one entry per step t = 1..steps.
 
   Attributes:
-    params: the last accepted point x_{num_steps}, a pytree like x0.
+    params: the point where the run stopped, a pytree like x0: x_{num_steps}
+      if it ran all steps, converged, or stopped because an update u_t was not
+      finite; x_{num_steps + 1} if it stopped because f or grad f was not
+      finite (or f > ``DIVERGENCE_THRESHOLD``) there, which is the first such
+      point, not the last healthy one before it (x_0 if it was x_0).
     values: f(x_t) ~ (steps,).
     grad_norms: ||grad f(x_t)|| ~ (steps,).
     update_norms: ||u_t|| = ||x_t - x_{t-1}|| ~ (steps,).
@@ -79,7 +96,8 @@ class Trace(NamedTuple):
       state records none.
     num_steps: how many steps ran, an int32 scalar.
     converged: whether ||grad f(params)|| <= tol (always False without tol).
-    diverged: whether a step met a non-finite or huge value and was rejected.
+    diverged: whether the run stopped at a point where f or grad f was not
+      finite or f was huge, or at an update that was not finite.
     path: x_t for every step, a pytree like x0 with leaves ~ (steps, *leaf),
       if ``keep_path=True``; None otherwise.
 
@@ -101,13 +119,12 @@ class Trace(NamedTuple):
 class _Carry(NamedTuple):
   """The loop state before step t: the point x_{t-1} and what is known of it.
 
-  x_{t-1} is a candidate until f and grad f there are found healthy (at the
-  start of step t, or by ``finish`` after the last step); ``prev`` is the last
-  accepted point before it, where the run returns to if it is not.
+  x_{t-1} is pending until f and grad f there are found healthy (at the start
+  of step t, or by ``finish`` after the last step); if they are not, the run
+  stops there.
   """
 
   params: PyTree
-  prev: PyTree
   opt_state: optax.OptState
   num_steps: jax.Array
   pending: jax.Array
@@ -168,25 +185,24 @@ def _sums(updates, grad):
 
 
 def _check_point(carry: _Carry, value, grad_norm, tol):
-  """Accepts or rejects carry.params from f and ||grad f|| there.
+  """Checks carry.params from f and ||grad f|| there; stops the run if bad.
 
   Returns:
-    ``(carry, may_move, rejected)``: the carry with num_steps, diverged and
-    converged updated, whether a step may leave the point (accepted, not
-    converged) and whether it was rejected (so the run returns to ``prev``).
+    ``(carry, may_move)``: the carry with num_steps, diverged and converged
+    updated, and whether a step may leave the point (healthy, running, not
+    converged).
   """
   running = ~carry.diverged & ~carry.converged
   ok = running & _healthy(value, grad_norm)
-  rejected = running & ~ok
   converged = carry.converged
   if tol is not None:
     converged = converged | (ok & (grad_norm <= tol))
   carry = carry._replace(
       num_steps=carry.num_steps + (ok & carry.pending).astype(jnp.int32),
-      diverged=carry.diverged | rejected,
+      diverged=carry.diverged | (running & ~ok),
       converged=converged,
   )
-  return carry, ok & ~converged, rejected
+  return carry, ok & ~converged
 
 
 def init_carry(optimizer, x0) -> _Carry:
@@ -194,7 +210,6 @@ def init_carry(optimizer, x0) -> _Carry:
   false = jnp.bool_(False)
   return _Carry(
       params=x0,
-      prev=x0,
       opt_state=optimizer.init(x0),
       num_steps=jnp.zeros((), jnp.int32),
       pending=false,
@@ -206,17 +221,15 @@ def init_carry(optimizer, x0) -> _Carry:
 def step(f, optimizer, carry: _Carry, can_move, tol):
   """Checks x_{t-1} and takes the step x_t = x_{t-1} + u_t from it.
 
-  Step t evaluates f and grad f once, at x_{t-1}: they accept or reject
-  x_{t-1} (the candidate of step t-1; x_0 at t = 1), mark convergence, and
-  feed the optimizer's update u_t. If x_{t-1} is rejected the run returns to
-  the point before it, ``carry.prev``; if u_t is not finite it stays at
-  x_{t-1}. Either way it is frozen from then on. The optimizer state is not
-  frozen: it is never used again once the run stops moving.
+  Step t evaluates f and grad f once, at x_{t-1}: they check x_{t-1} (the
+  point step t-1 reached; x_0 at t = 1), mark convergence, and feed the
+  optimizer's update u_t. If f or grad f is not finite at x_{t-1} (or f is
+  huge), or u_t is not finite, the run stops at x_{t-1} and is frozen from
+  then on. The optimizer state is not frozen: it is never used again once the
+  run stops moving.
 
-  The new point is one elementwise expression, where(moved, x + u,
-  where(rejected, prev, x)), that XLA fuses with the add; and it is written
-  over ``prev``, which the next step no longer needs. Under a loop unrolled
-  twice the two points swap buffers without a copy.
+  The new point is one elementwise expression, where(moved, x + u, x), that
+  XLA fuses with the add and writes over x in place.
 
   Shared by ``minimize`` and ``wonderland.sweep`` (under ``jax.vmap``), so
   that a sweep cell takes exactly the steps of the matching single run.
@@ -243,16 +256,13 @@ def step(f, optimizer, carry: _Carry, can_move, tol):
   )
   uu, ug, gg = _sums(updates, grad)
   grad_norm, update_norm = jnp.sqrt(gg), jnp.sqrt(uu)
-  carry, may_move, rejected = _check_point(carry, value, grad_norm, tol)
+  carry, may_move = _check_point(carry, value, grad_norm, tol)
   move = may_move & can_move
   moved = move & jnp.isfinite(update_norm)
-
-  def new_point(x, u, p):
-    return jnp.where(
-        moved, (x + u).astype(x.dtype), jnp.where(rejected, p, x)
-    )
-
-  params = jax.tree.map(new_point, carry.params, updates, carry.prev)
+  params = jax.tree.map(
+      lambda x, u: jnp.where(moved, (x + u).astype(x.dtype), x),
+      carry.params, updates,
+  )
   # cos of the angle between u_t and -grad f(x_{t-1}); NaN if either is zero.
   denom = update_norm * grad_norm
   cos_angle = jnp.where(
@@ -270,7 +280,6 @@ def step(f, optimizer, carry: _Carry, can_move, tol):
   )
   carry = carry._replace(
       params=params,
-      prev=carry.params,
       opt_state=opt_state,
       pending=moved,
       diverged=carry.diverged | (move & ~moved),
@@ -282,18 +291,14 @@ def finish(f, carry: _Carry, tol):
   """Checks the last point after the loop; shared with ``wonderland.sweep``.
 
   Returns:
-    ``(carry, value, grad_norm)``: the final state (params back at ``prev``
-    if the last point is rejected), and f and ||grad f|| at the last point.
+    ``(carry, value, grad_norm)``: the final state (diverged set if f or
+    grad f is not finite at the last point), and f and ||grad f|| there.
   """
   value, grad = jax.value_and_grad(f)(carry.params)
   gg = _sums(grad, grad)[0]
   grad_norm = jnp.sqrt(gg).astype(jnp.result_type(value))
-  carry, _, rejected = _check_point(carry, value, grad_norm, tol)
-  params = jax.tree.map(
-      lambda x, p: jnp.where(rejected, p, x), carry.params, carry.prev
-  )
-  return carry._replace(params=params, pending=jnp.bool_(False)), value, \
-      grad_norm
+  carry, _ = _check_point(carry, value, grad_norm, tol)
+  return carry._replace(pending=jnp.bool_(False)), value, grad_norm
 
 
 def shift_records(values, grad_norms, last_value, last_grad_norm, num_steps,
@@ -302,7 +307,7 @@ def shift_records(values, grad_norms, last_value, last_grad_norm, num_steps,
 
   Step t records f(x_{t-1}); dropping step 1's f(x_0) and appending f at the
   last point gives f(x_t) for t = 1..steps. Entries at and after num_steps
-  (steps that did not run or were rejected) become NaN. Shared with
+  (steps that did not run or reached a blown-up point) become NaN. Shared with
   ``wonderland.sweep``, where the arrays carry a leading run axis.
   """
 
@@ -321,18 +326,17 @@ def _minimize_scan(f, optimizer, x0, steps, keep_path):
     c, rec = step(f, optimizer, c, jnp.bool_(True), None)
     return c, rec._replace(params=rec.params if keep_path else None)
 
-  # Unrolled twice, the new point and the previous one swap buffers in place.
-  return jax.lax.scan(body, carry, None, length=steps, unroll=2)
+  return jax.lax.scan(body, carry, None, length=steps)
 
 
 def _minimize_while(f, optimizer, x0, steps, tol, keep_path):
   carry = init_carry(optimizer, x0)
-  # Step t is written at t - 1; a second step past ``steps`` only checks.
-  nan = jnp.full((steps + 1,), jnp.nan, jax.eval_shape(f, x0).dtype)
+  # Step t is written at t - 1.
+  nan = jnp.full((steps,), jnp.nan, jax.eval_shape(f, x0).dtype)
   path = None
   if keep_path:
     path = jax.tree.map(
-        lambda a: jnp.full((steps + 1, *jnp.shape(a)), jnp.nan, a.dtype), x0
+        lambda a: jnp.full((steps, *jnp.shape(a)), jnp.nan, a.dtype), x0
     )
   buffers = _Record(nan, nan, nan, nan, nan, path)
 
@@ -340,18 +344,11 @@ def _minimize_while(f, optimizer, x0, steps, tol, keep_path):
     t, c, _ = state
     return (t < steps) & ~c.diverged & ~c.converged
 
-  def one(t, c, bufs):
-    c, rec = step(f, optimizer, c, t < steps, tol)
-    rec = rec._replace(params=rec.params if keep_path else None)
-    return c, jax.tree.map(lambda b, r: b.at[t].set(r), bufs, rec)
-
   def body(state):
-    # Two steps per iteration, for the buffer swap of ``_minimize_scan``; the
-    # second only checks if the first stopped the run or reached ``steps``.
     t, c, bufs = state
-    c, bufs = one(t, c, bufs)
-    c, bufs = one(t + 1, c, bufs)
-    return t + 2, c, bufs
+    c, rec = step(f, optimizer, c, jnp.bool_(True), tol)
+    rec = rec._replace(params=rec.params if keep_path else None)
+    return t + 1, c, jax.tree.map(lambda b, r: b.at[t].set(r), bufs, rec)
 
   _, carry, recs = jax.lax.while_loop(
       cond, body, (jnp.zeros((), jnp.int32), carry, buffers)
@@ -369,12 +366,12 @@ def _minimize_impl(f, optimizer, x0, tol, *, steps, has_tol, keep_path):
   values, grad_norms, mask = shift_records(
       recs.value, recs.grad_norm, value, grad_norm, carry.num_steps, steps
   )
-  keep = lambda a: jnp.where(mask, a[:steps], jnp.nan)
+  keep = lambda a: jnp.where(mask, a, jnp.nan)
   path = None
   if keep_path:
     path = jax.tree.map(
         lambda a: jnp.where(
-            mask.reshape(-1, *([1] * (a.ndim - 1))), a[:steps], jnp.nan
+            mask.reshape(-1, *([1] * (a.ndim - 1))), a, jnp.nan
         ),
         recs.params,
     )

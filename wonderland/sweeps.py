@@ -1,7 +1,7 @@
 """Thousands of runs of §1.3's iteration as one compiled, sharded program.
 
 ``sweep(f, make_optimizer, grid, x0, steps=...)`` runs ``minimize``'s step
-(see ``wonderland.run``: values[t-1] = f(x_t), divergence freezes a run) for
+(see ``wonderland.run``: values[t-1] = f(x_t), divergence stops a run) for
 every point of the hyperparameter grid times every initial point in x0:
 
 - the hyperparameters are traced values (``optax.inject_hyperparams``), so the
@@ -59,8 +59,10 @@ class SweepResult(NamedTuple):
     values: f(x_t) for t = 1..steps ~ (*G, S, steps); NaN from the step at
       which a run diverged.
     grad_norms: ||grad f(x_t)|| ~ (*G, S, steps), NaN likewise.
-    final_params: the last accepted x_t of every run, a pytree like one seed of
-      x0 with leaves ~ (*G, S, *leaf).
+    final_params: where every run stopped (``wonderland.run.Trace.params``:
+      for a diverged run, the first point where f or grad f blew up, or the
+      point whose update did), a pytree like one seed of x0 with leaves
+      ~ (*G, S, *leaf).
     diverged: whether each run diverged ~ (*G, S).
     hparams: name -> the swept values broadcast to the grid ~ G (numpy).
     names: the swept hyperparameter names, in the grid's order.
@@ -292,10 +294,7 @@ def _chunk_program(
       c, rec = run.step(f, opt, c, t < steps, None)
       return c, (rec.value, rec.grad_norm)
 
-    # Unrolled twice, x_t and x_{t-1} swap buffers in place (see run.step).
-    return jax.lax.scan(
-        body, c, t0 + jnp.arange(chunk, dtype=jnp.int32), unroll=2
-    )
+    return jax.lax.scan(body, c, t0 + jnp.arange(chunk, dtype=jnp.int32))
 
   carry, (values, grad_norms) = jax.vmap(one)(hparams, carry)
   replicated = NamedSharding(sharding.mesh, P())
