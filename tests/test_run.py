@@ -103,6 +103,18 @@ def test_matches_reference_loop(optimizer):
   np.testing.assert_allclose(trace.params, ref["x"][-1], rtol=1e-4)
 
 
+def test_trace_norms_are_accurate_at_a_million_parameters():
+  # f = ||x||^2 / 2 and gd(0.5): u_1 = -x_0 / 2 and x_1 = x_0 / 2. A float32
+  # running sum over 2^20 squares drifts by ~5e-4; pairwise sums stay ~1e-7.
+  x0 = jax.random.normal(jax.random.key(3), (2**20,), jnp.float32)
+  trace = minimize(lambda x: 0.5 * jnp.sum(x * x), optax.sgd(0.5), x0, steps=1)
+  half = 0.5 * np.linalg.norm(np.asarray(x0, np.float64))
+  np.testing.assert_allclose(trace.update_norms[0], half, rtol=1e-6)
+  np.testing.assert_allclose(trace.grad_norms[0], half, rtol=1e-6)
+  np.testing.assert_allclose(trace.values[0], half**2 / 2, rtol=1e-6)
+  np.testing.assert_allclose(trace.cos_angles[0], 1.0, rtol=1e-6)
+
+
 def test_momentum_can_leave_the_descent_cone():
   # On Rosenbrock's valley heavy momentum overshoots: some steps have
   # cos < 0 (not descent directions), which gd never has.
