@@ -165,7 +165,13 @@ def split_names(key: str, value: str | Iterable[str], valid: Sequence[str]):
 
 
 def set_platform(platform: str | None) -> None:
-  """Selects JAX's backend (``cpu``, ``gpu`` or ``tpu``) before it starts."""
+  """Selects JAX's backend (``cpu``, ``gpu`` or ``tpu``) before it starts.
+
+  ``cpu`` and ``tpu`` become ``jax_platforms``. ``gpu`` does not: JAX expands
+  it to every GPU plugin it knows (cuda, rocm, ...) and fails unless all of
+  them start, so for ``gpu`` JAX picks among the installed plugins and the
+  choice is checked afterwards.
+  """
   if platform is None:
     return
   if platform not in PLATFORMS:
@@ -174,15 +180,17 @@ def set_platform(platform: str | None) -> None:
     )
   import jax  # pylint: disable=g-import-not-at-top
 
-  jax.config.update("jax_platforms", platform)
+  jax.config.update("jax_platforms", "" if platform == "gpu" else platform)
   try:
-    jax.devices()
+    started = jax.default_backend()
   except RuntimeError:
+    started = None
+  if started != platform:
     raise ConfigError(
         f"--platform must name a backend this machine has; got {platform!r}, "
         "which JAX cannot start here (install the matching jax package, e.g. "
         "jax[cuda12] for gpu, or leave --platform unset)."
-    ) from None
+    )
 
 
 def prepare_workdir(workdir: str | os.PathLike) -> Path:
