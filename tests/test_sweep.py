@@ -281,9 +281,20 @@ def test_x0_without_seed_axis():
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-  """The worker's problem run here (one process, this process's devices)."""
-  out = tmp_path_factory.mktemp("sweep") / "here.npz"
-  _sweep_worker.run_and_save(str(out))
+  """The worker's problem on one CPU device: here if that is this process.
+
+  The claim is that 8 simulated CPU devices and 2 CPU processes give one CPU
+  device's bits, so on a GPU or TPU machine the reference runs in a
+  one-device CPU subprocess too.
+  """
+  out = tmp_path_factory.mktemp("sweep") / "one.npz"
+  if jax.default_backend() == "cpu" and jax.device_count() == 1:
+    _sweep_worker.run_and_save(str(out))
+  else:
+    subprocess.run(
+        [sys.executable, str(WORKER), "devices", "1", str(out)],
+        env=_env(), check=True, timeout=120, capture_output=True,
+    )
   return np.load(out)
 
 

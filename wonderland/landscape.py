@@ -319,7 +319,10 @@ def convexity_test(
   A sample violates it when the left side exceeds the right by more than
   rtol (|f(mid)| + a |f(x1)| + (1 - a) |f(x2)|), the float rounding allowance.
   A convex f gives ``violation_fraction == 0``; one violation proves f is not
-  convex on the box, none only fails to refute it.
+  convex on the box, none only fails to refute it. f is evaluated with matrix
+  products at full precision (``jax.default_matmul_precision("highest")``),
+  so that the GPU and TPU default of TF32 or bf16 passes does not fake
+  violations.
 
   Args:
     f: a scalar function of x ~ (d,).
@@ -340,7 +343,10 @@ def convexity_test(
   n_alphas = _positive_int("n_alphas", n_alphas)
   rtol = _positive_float("rtol", rtol)
   x1, x2, alpha = _chords_jit(key, lower, upper, n_pairs, n_alphas)
-  fraction, worst, x1, x2, alpha = _chord_gaps_jit(f, x1, x2, alpha, rtol)
+  # Matrix products at full float32: the GPU and TPU default (TF32 or bf16
+  # passes) rounds them to ~1e-3, far above rtol, and would fake violations.
+  with jax.default_matmul_precision("highest"):
+    fraction, worst, x1, x2, alpha = _chord_gaps_jit(f, x1, x2, alpha, rtol)
   return ConvexityReport(
       violation_fraction=float(fraction),
       worst_violation=float(worst),
