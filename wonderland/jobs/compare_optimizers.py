@@ -27,9 +27,7 @@ killed at any moment loses at most the batch in flight. Every other output
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import time
 import zlib
 from pathlib import Path
@@ -50,6 +48,13 @@ from wonderland import run as run_lib
 from wonderland import sweeps as sweep_lib
 from wonderland.batching import stack_problems
 from wonderland.batching import switch_optimizer
+from wonderland.jobs import compare_report
+from wonderland.jobs.cells import Cell
+from wonderland.jobs.cells import cell_path
+from wonderland.jobs.cells import load_cell
+from wonderland.jobs.cells import save_cell
+from wonderland.jobs.compare_report import RANKING_COLUMNS
+from wonderland.jobs.compare_report import SUMMARY_COLUMNS
 
 __all__ = [
     "OPTIMIZERS",
@@ -80,12 +85,6 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "armijo_gd": optim.armijo_gd,
 }
 BATCHING = ("all", "optimizer", "problem", "cell")
-SUMMARY_COLUMNS = (
-    "problem", "optimizer", "best_learning_rate", "median_final_value",
-    "median_final_gap", "median_steps_to_target", "time_to_target",
-    "compile_seconds", "diverged_fraction",
-)
-RANKING_COLUMNS = ("optimizer", "solved", "wins", "mean_rank", "problems")
 _STDOUT_COLUMNS = {
     "problem": "problem", "optimizer": "optimizer",
     "best_learning_rate": "eta*", "median_final_gap": "gap",
@@ -251,68 +250,6 @@ def best_paths(
   lrs = jnp.asarray(np.asarray(learning_rates, np.float32).reshape(-1))
   paths = jax.jit(jax.vmap(one))(lrs, index, k)
   return np.asarray(paths).reshape(n_o, n_p, steps + 1, -1)
-
-
-# --- cells on disk -----------------------------------------------------------
-
-
-class Cell(NamedTuple):
-  """One optimizer on one problem: every run of its learning-rate grid.
-
-  Attributes:
-    optimizer, problem: the names.
-    learning_rates: the grid ``~ (n_lr,)``.
-    values: f(x_t), t = 1..steps ``~ (n_lr, n_seeds, steps)``.
-    diverged: ``~ (n_lr, n_seeds)``.
-    path: x_0..x_steps of seed 0 at the best eta ``~ (steps + 1, dim)``, or
-      ``~ (0, dim)`` when the problem is not 2-D.
-    compile_seconds, run_seconds: of the program that computed the cell.
-    program_runs: how many runs that program had (run_seconds is for all).
-    program_cells: how many cells it computed.
-    fingerprint: what the cell depends on (checked on resume).
-  """
-
-  optimizer: str
-  problem: str
-  learning_rates: np.ndarray
-  values: np.ndarray
-  diverged: np.ndarray
-  path: np.ndarray
-  compile_seconds: float
-  run_seconds: float
-  program_runs: int
-  program_cells: int
-  fingerprint: str
-
-
-def cell_path(workdir: Path, optimizer: str, problem: str) -> Path:
-  return Path(workdir) / "cells" / f"{optimizer}__{problem}.npz"
-
-
-def save_cell(path: str | Path, cell: Cell) -> None:
-  """Writes ``cell`` as an ``.npz`` atomically (temporary file, rename)."""
-  buf = io.BytesIO()
-  np.savez(buf, **{k: np.asarray(v) for k, v in cell._asdict().items()})
-  experiment.atomic_write(path, buf.getvalue())
-
-
-def load_cell(path: str | Path, fingerprint: str | None = None) -> Cell | None:
-  """Reads a cell back; None if missing, unreadable or of another fingerprint."""
-  try:
-    with np.load(path, allow_pickle=False) as data:
-      fields = {k: data[k] for k in Cell._fields}
-  except (OSError, ValueError, KeyError, EOFError):
-    return None
-  for key in ("optimizer", "problem", "fingerprint"):
-    fields[key] = str(fields[key])
-  for key in ("compile_seconds", "run_seconds"):
-    fields[key] = float(fields[key])
-  for key in ("program_runs", "program_cells"):
-    fields[key] = int(fields[key])
-  cell = Cell(**fields)
-  if fingerprint is not None and cell.fingerprint != fingerprint:
-    return None
-  return cell
 
 
 # --- config ------------------------------------------------------------------
@@ -504,185 +441,6 @@ def _compute(config, plan: _Plan, opts, probs, done: Mapping[tuple[str, str], Ce
   return cells
 
 
-# --- summary and report ------------------------------------------------------
-
-
-def _fmin(problem: problems_lib.Problem, cells: Sequence[Cell]) -> float:
-  """f*, or (unknown) the lowest value any run of any optimizer reached."""
-  if math.isfinite(problem.fmin):
-    return float(problem.fmin)
-  finite = [c.values[np.isfinite(c.values)] for c in cells]
-  finite = [v for v in finite if v.size]
-  return float(min(v.min() for v in finite)) if finite else 0.0
-
-
-def _json_number(x) -> float | None:
-  x = float(x)
-  return x if math.isfinite(x) else None
-
-
-def _summaries(config, plan: _Plan, cells: Mapping[tuple[str, str], Cell]):
-  rows, runs, fmins = [], [], {}
-  for p, problem in plan.problems.items():
-    fmins[p] = _fmin(problem, [cells[(o, p)] for o in plan.optimizers])
-  for p in plan.problems:
-    for o in plan.optimizers:
-      c = cells[(o, p)]
-      per_run = c.run_seconds / c.program_runs
-      row = report.summarize(
-          c.values, c.diverged, c.learning_rates, fmin=fmins[p],
-          target_gap=config.target_gap, compile_seconds=c.compile_seconds,
-          run_seconds=per_run * c.values[..., 0].size,
-      )
-      rows.append({"problem": p, "optimizer": o, **row})
-      final = report.final_values(c.values, c.diverged)
-      to_target = report.steps_to_target(c.values, fmins[p] + config.target_gap)
-      for i, lr in enumerate(c.learning_rates):
-        for s in range(final.shape[1]):
-          runs.append({
-              "optimizer": o, "problem": p, "learning_rate": float(lr),
-              "seed": s, "final_value": _json_number(final[i, s]),
-              "final_gap": _json_number(final[i, s] - fmins[p]),
-              "steps_to_target": _json_number(to_target[i, s]),
-              "diverged": bool(c.diverged[i, s]), "best": i == row["best"],
-          })
-  return rows, runs, fmins
-
-
-def _contour_grid(problem: problems_lib.Problem, n: int = 160):
-  lo, hi = (np.asarray(b, float) for b in problem.bounds)
-  xs = np.linspace(lo[0], hi[0], n)
-  ys = np.linspace(lo[1], hi[1], n)
-  xx, yy = np.meshgrid(xs, ys)
-  pts = jnp.asarray(np.stack([xx.ravel(), yy.ravel()], 1), jnp.float32)
-  return pts, xs, ys
-
-
-def _grids(problems: Sequence[problems_lib.Problem]):
-  """f on a grid over each 2-D problem's bounds, in one compiled program."""
-  if not problems:
-    return []
-  stacked = stack_problems([p.fn for p in problems])
-  pts = [_contour_grid(p) for p in problems]
-  x = jnp.stack([q[0] for q in pts])
-  k = jnp.broadcast_to(
-      jnp.arange(len(problems), dtype=jnp.float32)[:, None], x.shape[:2]
-  )
-  zs = jax.jit(jax.vmap(jax.vmap(lambda x, k: stacked({"x": x, "k": k}))))(x, k)
-  zs = np.asarray(zs)
-  n = pts[0][1].size
-  return [(xs, ys, z.reshape(n, n)) for (_, xs, ys), z in zip(pts, zs)]
-
-
-def _figures(config, plan: _Plan, cells, rows, fmins, out: Path) -> dict[str, Any]:
-  from wonderland import plots  # pylint: disable=g-import-not-at-top
-
-  figdir = out / "figures"
-  figdir.mkdir(exist_ok=True)
-  palette = plots.colors(plan.optimizers)
-  figs: dict[str, Any] = {"loss": {}, "contour": {}}
-  best = {(r["optimizer"], r["problem"]): r["best"] for r in rows}
-  for p, problem in plan.problems.items():
-    curves = {o: cells[(o, p)].values[best[(o, p)]] for o in plan.optimizers}
-    path = figdir / f"loss_{p}.png"
-    plots.loss_curves(path, curves, fmin=fmins[p], title=p, palette=palette)
-    figs["loss"][p] = path
-  two_d = [p for p, prob in plan.problems.items() if prob.dim == 2]
-  for p, grid in zip(two_d, _grids([plan.problems[p] for p in two_d])):
-    problem = plan.problems[p]
-    paths = {o: cells[(o, p)].path for o in plan.optimizers}
-    path = figdir / f"contour_{p}.png"
-    plots.contour_paths(
-        path, grid, paths, minimizers=np.asarray(problem.minimizers),
-        title=f"{p}: best eta per optimizer, seed 0", palette=palette,
-    )
-    figs["contour"][p] = path
-  gaps = {}
-  for o in plan.optimizers:
-    gaps[o] = {}
-    for p in plan.problems:
-      final = report.final_values(cells[(o, p)].values, cells[(o, p)].diverged)
-      gaps[o][p] = np.median(final, axis=1) - fmins[p]
-  figs["lr"] = plots.value_vs_learning_rate(
-      figdir / "learning_rates.png", plan.learning_rates, gaps
-  )
-  costs = np.array([
-      [next(r["median_steps_to_target"] for r in rows
-            if r["optimizer"] == o and r["problem"] == p)
-       for p in plan.problems] for o in plan.optimizers
-  ])
-  taus = np.geomspace(1.0, 100.0, 200)
-  rho = report.performance_profile(costs, taus)
-  figs["profile"] = plots.performance_profile(
-      figdir / "performance_profile.png", taus,
-      {o: rho[i] for i, o in enumerate(plan.optimizers)},
-      cost="median steps to target",
-  )
-  return figs
-
-
-def _report_md(config, plan: _Plan, rows, figs, out: Path, cells) -> str:
-  rel = lambda p: Path(p).relative_to(out).as_posix()
-  programs = {(c.compile_seconds, c.run_seconds, c.program_runs)
-              for c in cells.values()}
-  lines = [
-      "# compare_optimizers",
-      "",
-      f"{len(plan.optimizers)} optimizers x {len(plan.problems)} problems; "
-      f"eta on {len(plan.learning_rates)} log-spaced values in "
-      f"[{config.lr_min:g}, {config.lr_max:g}], {config.num_seeds} initial "
-      f"points (seeds) each, {config.steps} steps. The best eta per optimizer "
-      "and problem has the lowest median final value over seeds (a diverged "
-      "run counts as +inf), as in DeepOBS and AlgoPerf.",
-      "",
-      f"- *gap*: f(x_T) - f* at the best eta, median over seeds (f* unknown: "
-      f"the lowest value any run reached).",
-      f"- *steps*: median number of steps until f(x_t) - f* <= "
-      f"{config.target_gap:g} (inf: the median run never got there).",
-      "- *time_to_target*: the program's run time per run times steps / "
-      "total steps. Batched runs share one program in which every run "
-      "evaluates every switched branch, so this is the amortized cost, equal "
-      "per step for all cells of a batch (`--config.batching=cell` measures "
-      "each cell alone).",
-      f"- *compile_seconds*: of the program that computed the cell "
-      f"({len(programs)} program(s); batching: `{config.batching}`), "
-      "shared by its cells.",
-      "",
-      "## Ranking",
-      "",
-      f"*solved*: problems on which the median run reaches a gap of "
-      f"{config.target_gap:g}; *wins*: problems on which it needs the fewest "
-      "steps (ties: the smaller gap); *mean_rank*: its mean place over "
-      "problems (1 = best). Steps are optimizer steps, not evaluations of f: "
-      "armijo_gd's line search evaluates f once per backtrack.",
-      "",
-      report.markdown_table(report.ranking(rows), RANKING_COLUMNS),
-      "",
-      "## Summary",
-      "",
-      report.markdown_table(rows, SUMMARY_COLUMNS),
-      "",
-  ]
-  if "profile" in figs:
-    lines += [
-        "## Performance profile", "",
-        "Fraction of problems on which each optimizer reaches the target "
-        "within a factor tau of the fewest steps any optimizer needed.", "",
-        f"![performance profile]({rel(figs['profile'])})", "",
-        "## Final gap vs learning rate", "",
-        f"![learning rates]({rel(figs['lr'])})", "",
-        "## Problems", "",
-    ]
-    for p in plan.problems:
-      lines.append(f"### {p}")
-      lines.append("")
-      lines.append(f"![loss {p}]({rel(figs['loss'][p])})")
-      if p in figs["contour"]:
-        lines.append(f"![contour {p}]({rel(figs['contour'][p])})")
-      lines.append("")
-  return "\n".join(lines) + "\n"
-
-
 # --- the job -----------------------------------------------------------------
 
 
@@ -726,7 +484,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
     logging.info("batch %d/%d: %d cells saved in %.1fs.", i + 1, len(batches),
                  len(new), time.perf_counter() - t)
 
-  rows, runs, fmins = _summaries(config, plan, cells)
+  rows, runs, fmins = compare_report.summaries(config, plan, cells)
   experiment.atomic_write(
       out / "summary.csv", report.csv_text(rows, SUMMARY_COLUMNS)
   )
@@ -736,10 +494,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
   figs = {}
   if config.plots:
     t = time.perf_counter()
-    figs = _figures(config, plan, cells, rows, fmins, out)
+    figs = compare_report.figures(config, plan, cells, rows, fmins, out)
     logging.info("figures drawn in %.1fs.", time.perf_counter() - t)
   experiment.atomic_write(
-      out / "report.md", _report_md(config, plan, rows, figs, out, cells)
+      out / "report.md", compare_report.report_md(config, plan, rows, figs, out, cells)
   )
   table = [{_STDOUT_COLUMNS[k]: r[k] for k in _STDOUT_COLUMNS} for r in rows]
   print(report.format_table(table, list(_STDOUT_COLUMNS.values())))

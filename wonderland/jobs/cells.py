@@ -1,0 +1,77 @@
+"""Cells of the compare job on disk: one optimizer on one problem, as ``.npz``.
+
+A cell holds every run of its learning-rate grid and a fingerprint of what
+determined it, so that a rerun with the same workdir can read it back
+(``wonderland.jobs.compare_optimizers``).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from wonderland import experiment
+
+__all__ = ["Cell", "cell_path", "save_cell", "load_cell"]
+
+
+class Cell(NamedTuple):
+  """One optimizer on one problem: every run of its learning-rate grid.
+
+  Attributes:
+    optimizer, problem: the names.
+    learning_rates: the grid ``~ (n_lr,)``.
+    values: f(x_t), t = 1..steps ``~ (n_lr, n_seeds, steps)``.
+    diverged: ``~ (n_lr, n_seeds)``.
+    path: x_0..x_steps of seed 0 at the best eta ``~ (steps + 1, dim)``, or
+      ``~ (0, dim)`` when the problem is not 2-D.
+    compile_seconds, run_seconds: of the program that computed the cell.
+    program_runs: how many runs that program had (run_seconds is for all).
+    program_cells: how many cells it computed.
+    fingerprint: what the cell depends on (checked on resume).
+  """
+
+  optimizer: str
+  problem: str
+  learning_rates: np.ndarray
+  values: np.ndarray
+  diverged: np.ndarray
+  path: np.ndarray
+  compile_seconds: float
+  run_seconds: float
+  program_runs: int
+  program_cells: int
+  fingerprint: str
+
+
+def cell_path(workdir: Path, optimizer: str, problem: str) -> Path:
+  return Path(workdir) / "cells" / f"{optimizer}__{problem}.npz"
+
+
+def save_cell(path: str | Path, cell: Cell) -> None:
+  """Writes ``cell`` as an ``.npz`` atomically (temporary file, rename)."""
+  buf = io.BytesIO()
+  np.savez(buf, **{k: np.asarray(v) for k, v in cell._asdict().items()})
+  experiment.atomic_write(path, buf.getvalue())
+
+
+def load_cell(path: str | Path, fingerprint: str | None = None) -> Cell | None:
+  """Reads a cell back; None if missing, unreadable or of another fingerprint."""
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      fields = {k: data[k] for k in Cell._fields}
+  except (OSError, ValueError, KeyError, EOFError):
+    return None
+  for key in ("optimizer", "problem", "fingerprint"):
+    fields[key] = str(fields[key])
+  for key in ("compile_seconds", "run_seconds"):
+    fields[key] = float(fields[key])
+  for key in ("program_runs", "program_cells"):
+    fields[key] = int(fields[key])
+  cell = Cell(**fields)
+  if fingerprint is not None and cell.fingerprint != fingerprint:
+    return None
+  return cell
