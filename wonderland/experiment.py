@@ -189,7 +189,7 @@ def set_platform(platform: str | None) -> None:
     raise ConfigError(
         f"--platform must name a backend this machine has; got {platform!r}, "
         "which JAX cannot start here (install the matching jax package, e.g. "
-        "jax[cuda12] for gpu, or leave --platform unset)."
+        "jax[cuda12] or jax[cuda13] for gpu, or leave --platform unset)."
     )
 
 
