@@ -75,3 +75,23 @@ def test_a_platform_this_machine_lacks_is_one_sentence(tmp_path):
   assert result.returncode == 2
   assert "--platform must name a backend this machine has; got 'gpu'" in result.stderr
   assert "Traceback" not in result.stderr
+
+
+def test_gpu_platform_leaves_the_plugin_to_jax(monkeypatch):
+  # jax_platforms="gpu" expands to cuda, rocm, ... and fails unless every one
+  # of them starts (seen on an H100), so "gpu" must not be passed through.
+  import jax  # pylint: disable=g-import-not-at-top
+  from wonderland import experiment  # pylint: disable=g-import-not-at-top
+
+  updates = []
+  monkeypatch.setattr(jax.config, "update",
+                      lambda name, value: updates.append((name, value)))
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  experiment.set_platform("gpu")
+  assert updates == [("jax_platforms", "")]
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  with pytest.raises(experiment.ConfigError, match="got 'gpu', which JAX"):
+    experiment.set_platform("gpu")
+  with pytest.raises(experiment.ConfigError, match="got 'tpu', which JAX"):
+    experiment.set_platform("tpu")
+  assert updates[-1] == ("jax_platforms", "tpu")
