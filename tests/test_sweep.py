@@ -291,10 +291,7 @@ def reference(tmp_path_factory):
   if jax.default_backend() == "cpu" and jax.device_count() == 1:
     _sweep_worker.run_and_save(str(out))
   else:
-    subprocess.run(
-        [sys.executable, str(WORKER), "devices", "1", str(out)],
-        env=_env(), check=True, timeout=120, capture_output=True,
-    )
+    _run_on_cpu_devices(1, out)
   return np.load(out)
 
 
@@ -305,6 +302,14 @@ def _env():
   return env
 
 
+def _run_on_cpu_devices(n, out):
+  """The worker's sweep on n simulated CPU devices, saved to out."""
+  subprocess.run(
+      [sys.executable, str(WORKER), "devices", str(n), str(out)],
+      env=_env(), check=True, timeout=120, capture_output=True,
+  )
+
+
 def _assert_same(got, want):
   for name in ("values", "grad_norms", "diverged", "xy", "z"):
     np.testing.assert_array_equal(got[name], want[name], err_msg=name)
@@ -313,10 +318,7 @@ def _assert_same(got, want):
 @pytest.mark.slow
 def test_eight_devices_equal_one(reference, tmp_path):
   out = tmp_path / "eight.npz"
-  subprocess.run(
-      [sys.executable, str(WORKER), "devices", "8", str(out)],
-      env=_env(), check=True, timeout=120, capture_output=True,
-  )
+  _run_on_cpu_devices(8, out)
   got = np.load(out)
   assert int(got["device_count"]) == 8
   assert int(got["num_shards"]) == 8  # the result lives on all 8 devices
