@@ -115,6 +115,30 @@ def test_trace_norms_are_accurate_at_a_million_parameters():
   np.testing.assert_allclose(trace.cos_angles[0], 1.0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("how", ["_blocked_sums", "_flat_sums", "_sums"])
+def test_trace_sums_of_every_backend_match_float64(how):
+  # Both ways of cutting the reduction (blocks on CPU, flat elsewhere) give
+  # <u, u>, <u, g>, <g, g> over a pytree: leaves with a tail past the last
+  # block of 256, an empty leaf, a bfloat16 leaf summed in float32.
+  keys = jax.random.split(jax.random.key(4), 6)
+  u = {"a": jax.random.normal(keys[0], (3, 700)),
+       "b": jnp.zeros((0,)),
+       "c": jax.random.normal(keys[1], (5,), jnp.bfloat16),
+       "d": jax.random.normal(keys[2], (2048,))}
+  g = {"a": jax.random.normal(keys[3], (3, 700)),
+       "b": jnp.zeros((0,)),
+       "c": jax.random.normal(keys[4], (5,), jnp.bfloat16),
+       "d": jax.random.normal(keys[5], (2048,))}
+  sums = jax.jit(getattr(run_lib, how))(u, g)
+  flat64 = lambda t: np.concatenate(
+      [np.asarray(a, np.float64).ravel() for a in jax.tree.leaves(t)])
+  u64, g64 = flat64(u), flat64(g)
+  expected = (u64 @ u64, u64 @ g64, g64 @ g64)
+  for got, want in zip(sums, expected):
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+
+
 def test_momentum_can_leave_the_descent_cone():
   # On Rosenbrock's valley heavy momentum overshoots: some steps have
   # cos < 0 (not descent directions), which gd never has.
