@@ -370,3 +370,25 @@ def test_bad_objective_optimizer_and_x0():
     minimize(rosenbrock, optax.sgd(0.1), jnp.array(1.0), steps=3)
   with pytest.raises(ValueError, match="f must be a callable"):
     minimize(3.0, optax.sgd(0.1), X0, steps=3)
+  with pytest.raises(ValueError, match="x0 must hold .* leaf of type str"):
+    minimize(quadratic, optax.sgd(0.1), "x0", steps=3)
+
+
+def test_a_cached_call_does_not_trace_f_again():
+  # f is checked while jax traces minimize's program, not on every call: a
+  # second call with the same f, optimizer and shapes runs no Python of f.
+  traced = []
+
+  def f(x):
+    traced.append(1)
+    return quadratic(x)
+
+  optimizer = optax.sgd(0.1)
+  first = minimize(f, optimizer, X0, steps=5)
+  calls = len(traced)
+  assert calls > 0
+  second = minimize(f, optimizer, X0 + 1.0, steps=5)
+  assert len(traced) == calls
+  assert not np.array_equal(first.values, second.values)
+  with pytest.raises(ValueError, match="f must return a scalar"):
+    minimize(lambda x: x, optimizer, X0, steps=5)
