@@ -468,8 +468,8 @@ def check_point(f, x, what: str) -> None:
   if not leaves:
     raise ValueError(f"{what} must hold at least one array, got {x!r}.")
   for leaf in leaves:
-    if not isinstance(leaf, (jax.Array, np.ndarray, np.generic,
-                             numbers.Number)):
+    if not isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct, np.ndarray,
+                             np.generic, numbers.Number)):
       raise ValueError(
           f"{what} must hold floating-point arrays, got a leaf of type "
           f"{type(leaf).__name__}."
