@@ -36,7 +36,7 @@ FACTORIES = {
             learning_rate=(1.0, 3.0),
             c=(0.3, 0.01),
             shrink=(0.7, 0.2),
-            max_backtracks=(10, 2),
+            max_backtracks=(10, 1),  # 1 binds: set 1 would move with more
         ),
     ),
 }
@@ -268,34 +268,43 @@ def test_normalized_gd_zero_gradient_gives_a_zero_step_and_no_nan():
 # --- hyperparameters are checked when an optimizer is built ----------------------
 
 BAD = [
-    (wo.gd, dict(learning_rate=0.0), r"learning_rate must be > 0 .*got 0\.0\."),
-    (wo.gd, dict(learning_rate=-1.0), r"learning_rate must be > 0 .*got -1\.0\."),
+    (wo.gd, dict(learning_rate=0.0), r"learning_rate must be > 0 and finite .*got 0\.0\."),
+    (wo.gd, dict(learning_rate=-1.0), r"learning_rate must be > 0 and finite .*got -1\.0\."),
     (wo.gd, dict(learning_rate=jnp.asarray(-0.5)), r"learning_rate .*got -0\.5\."),
-    (wo.gd, dict(learning_rate=np.float32(np.nan)), r"learning_rate must be > 0"),
+    (wo.gd, dict(learning_rate=np.float32(np.nan)), r"learning_rate must be > 0 and finite"),
     (wo.gd, dict(learning_rate="0.1"), r"learning_rate must be a real number"),
-    (wo.normalized_gd, dict(learning_rate=-0.1), r"learning_rate must be > 0"),
-    (wo.momentum, dict(learning_rate=-0.1), r"learning_rate must be > 0"),
+    (wo.normalized_gd, dict(learning_rate=-0.1), r"learning_rate must be > 0 and finite"),
+    (wo.momentum, dict(learning_rate=-0.1), r"learning_rate must be > 0 and finite"),
     (
         wo.momentum,
         dict(learning_rate=0.1, decay=1.0),
         r"decay must be in \[0, 1\); got 1\.0\.",
     ),
     (wo.nesterov, dict(learning_rate=0.1, decay=-0.1), r"decay must be in \[0, 1\)"),
-    (wo.adagrad, dict(learning_rate=0.1, eps=0.0), r"eps must be > 0; got 0\.0\."),
-    (wo.adagrad, dict(learning_rate=0.0), r"learning_rate must be > 0"),
+    (wo.adagrad, dict(learning_rate=0.1, eps=0.0), r"eps must be > 0 and finite; got 0\.0\."),
+    (wo.adagrad, dict(learning_rate=0.0), r"learning_rate must be > 0 and finite"),
     (wo.rmsprop, dict(learning_rate=0.1, decay=1.5), r"decay must be in \[0, 1\)"),
-    (wo.rmsprop, dict(learning_rate=0.1, eps=-1e-8), r"eps must be > 0"),
+    (wo.rmsprop, dict(learning_rate=0.1, eps=-1e-8), r"eps must be > 0 and finite"),
     (wo.adam, dict(learning_rate=0.1, b1=1.0), r"b1 must be in \[0, 1\)"),
     (wo.adam, dict(learning_rate=0.1, b2=-0.5), r"b2 must be in \[0, 1\)"),
-    (wo.adam, dict(learning_rate=0.1, eps=0), r"eps must be > 0"),
-    (wo.adam, dict(learning_rate=-3), r"learning_rate must be > 0"),
-    (wo.armijo_gd, dict(learning_rate=0.0), r"learning_rate must be > 0"),
+    (wo.adam, dict(learning_rate=0.1, eps=0), r"eps must be > 0 and finite"),
+    (wo.adam, dict(learning_rate=-3), r"learning_rate must be > 0 and finite"),
+    (wo.armijo_gd, dict(learning_rate=0.0), r"learning_rate must be > 0 and finite"),
     (wo.armijo_gd, dict(c=1.0), r"c must be in \(0, 1\)"),
     (wo.armijo_gd, dict(shrink=0.0), r"shrink must be in \(0, 1\)"),
-    (wo.armijo_gd, dict(max_backtracks=-1), r"max_backtracks must be >= 0"),
+    (wo.armijo_gd, dict(max_backtracks=-1), r"max_backtracks must be in \[0, 2147483647\]; got -1\."),
     (wo.armijo_gd, dict(max_backtracks=2.5), r"max_backtracks must be an integer"),
+    (wo.armijo_gd, dict(max_backtracks=2**40), r"max_backtracks must be in \[0, 2147483647\]; got 1099511627776\."),
+    (wo.gd, dict(learning_rate=float("inf")), r"learning_rate must be > 0 and finite .*got inf\."),
+    (wo.adam, dict(learning_rate=0.1, eps=float("inf")), r"eps must be > 0 and finite; got inf\."),
+    (wo.gd, dict(learning_rate=jnp.array([])), r"learning_rate must be a real number > 0 and finite .*got an empty array\."),
+    (
+        wo.momentum,
+        dict(learning_rate=0.1, decay=jnp.asarray(0.999, jnp.bfloat16)),
+        r"decay must be in \[0, 1\); got 1\.0, a bfloat16 value \(optax\.inject_hyperparams casts .*hyperparam_dtype=jnp\.float32\)\.",
+    ),
     (wo.scale_by_momentum, dict(decay=2.0), r"decay must be in \[0, 1\)"),
-    (wo.scale_by_learning_rate, dict(learning_rate=-1.0), r"learning_rate must be > 0"),
+    (wo.scale_by_learning_rate, dict(learning_rate=-1.0), r"learning_rate must be > 0 and finite"),
 ]
 
 
@@ -318,3 +327,77 @@ def test_schedules_and_traced_values_are_not_refused():
 
   # Checked only when known: a traced value goes through (and is used as is).
   np.testing.assert_allclose(traced(-1.0, 0.5), [1.0, 1.0])
+
+
+# --- float64 and complex params -------------------------------------------------
+
+
+def test_adam_debiases_float64_params_in_float64():
+  # 1 - beta^t in float32 would leave ~1e-5 relative error in every step.
+  with jax.enable_x64(True):
+    x = np.array([1e-3, 5.0])
+    m, v = np.zeros(2), np.zeros(2)
+    ours, opt = jnp.asarray(x), wo.adam(0.1)
+    state = opt.init(ours)
+    for t in range(1, 201):
+      g = 2 * (x - 1.5)
+      m = 0.9 * m + 0.1 * g
+      v = 0.999 * v + 0.001 * g**2
+      x = x - 0.1 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+      updates, state = opt.update(2 * (ours - 1.5), state, ours)
+      ours = optax.apply_updates(ours, updates)
+    assert ours.dtype == jnp.float64
+    np.testing.assert_allclose(ours, x, rtol=1e-13)
+
+
+COMPLEX_TWINS = {
+    "gd": (wo.gd(0.1), optax.sgd(0.1)),
+    "momentum": (wo.momentum(0.1, 0.9), optax.sgd(0.1, momentum=0.9)),
+    "adagrad": (
+        wo.adagrad(0.1, eps=1e-10),
+        optax.adagrad(0.1, initial_accumulator_value=0.0, eps=1e-20),
+    ),
+    "rmsprop": (wo.rmsprop(0.1), optax.rmsprop(0.1, eps_in_sqrt=False)),
+    "adam": (wo.adam(0.1), optax.adam(0.1)),
+    "normalized_gd": (
+        wo.normalized_gd(0.1),
+        optax.chain(optax.normalize_by_update_norm(scale_factor=1.0), optax.scale(-0.1)),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(COMPLEX_TWINS))
+def test_complex_params_square_as_abs_squared_like_optax(name):
+  ours, theirs = COMPLEX_TWINS[name]
+  z = jnp.array([1 + 2j, -3 + 0.5j], jnp.complex64)
+  states = ours.init(z), theirs.init(z)
+  for g in (jnp.array([0.3 - 1j, 2 + 1j]), jnp.array([-1 + 0.5j, 0.2j])):
+    g = g.astype(jnp.complex64)
+    u_ours, s_ours = ours.update(g, states[0], z)
+    u_theirs, s_theirs = theirs.update(g, states[1], z)
+    states = s_ours, s_theirs
+    np.testing.assert_allclose(u_ours, u_theirs, rtol=2e-6, atol=1e-7)
+  if name == "normalized_gd":  # a step of length eta along -g
+    np.testing.assert_allclose(jnp.linalg.norm(u_ours), 0.1, rtol=1e-6)
+
+
+def test_armijo_judges_the_bfloat16_point_it_returns():
+  # XLA keeps excess precision in bfloat16 chains; the search must round its
+  # trial point as optax.apply_updates will, or it accepts a step that rounds
+  # back to no decrease (value in the state != f at the new point).
+  f = lambda x: jnp.sum((x.astype(jnp.float32) - 1.3) ** 2)
+  opt = wo.armijo_gd(1.0, c=0.5)
+  for seed in range(8):
+    noise = jax.random.normal(jax.random.key(seed), (4,)) * 0.01
+    x = (1.296875 + noise).astype(jnp.bfloat16)
+    value, grad = jax.value_and_grad(f)(x)
+    updates, state = jax.jit(
+        lambda x, v, g: opt.update(g, opt.init(x), x, value=v, grad=g, value_fn=f)
+    )(x, value, grad)
+    armijo = state[1]
+    new = optax.apply_updates(x, updates)
+    assert new.dtype == jnp.bfloat16
+    np.testing.assert_allclose(armijo.value, f(new), rtol=1e-6)  # same point
+    # Sufficient decrease at the returned point, in the search's float32.
+    slope = -jnp.vdot(grad.astype(jnp.float32), grad.astype(jnp.float32))
+    assert f(new) <= value + 0.5 * armijo.step_size * slope

@@ -75,16 +75,27 @@ def check(
     raise ValueError(
         f"{name} must be {what} {allowed}{suffix}; got {_show(value, real)}."
     )
-  arr = real
-  if not np.all(ok(arr)):
+  if real.size == 0:
     raise ValueError(
-        f"{name} must be {allowed}{suffix}; got {_show(value, arr)}."
+        f"{name} must be {what} {allowed}{suffix}; got an empty array."
+    )
+  if not np.all(ok(real)):
+    hint = ""
+    if arr.dtype in (jnp.bfloat16, jnp.float16):
+      hint = (
+          f", a {arr.dtype} value (optax.inject_hyperparams casts "
+          "hyperparameters to the params' dtype unless it is given "
+          "hyperparam_dtype=jnp.float32)"
+      )
+    raise ValueError(
+        f"{name} must be {allowed}{suffix}; got {_show(value, real)}{hint}."
     )
 
 
 def positive(name: str, value: Any, *, schedule: bool = False) -> None:
-  """``value > 0`` (a step size, an eps)."""
-  check(name, value, "> 0", lambda a: a > 0, schedule=schedule)
+  """``0 < value < inf`` (a step size, an eps)."""
+  check(name, value, "> 0 and finite", lambda a: np.isfinite(a) & (a > 0),
+        schedule=schedule)
 
 
 def unit_interval(name: str, value: Any) -> None:
@@ -97,6 +108,10 @@ def open_unit_interval(name: str, value: Any) -> None:
   check(name, value, "in (0, 1)", lambda a: (a > 0) & (a < 1))
 
 
+_INT32_MAX = np.iinfo(np.int32).max
+
+
 def non_negative_integer(name: str, value: Any) -> None:
-  """An integer ``>= 0`` (a count)."""
-  check(name, value, ">= 0", lambda a: a >= 0, integer=True)
+  """An integer ``0 <= value <= 2^31 - 1`` (a count, kept as an int32)."""
+  check(name, value, f"in [0, {_INT32_MAX}]",
+        lambda a: (a >= 0) & (a <= _INT32_MAX), integer=True)

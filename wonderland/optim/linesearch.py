@@ -62,6 +62,19 @@ def _accepted_kwargs(fn: Callable[..., Any], extra_args: dict[str, Any]):
   return {k: v for k, v in extra_args.items() if k in names}
 
 
+def _rounded(x: jax.Array, dtype) -> jax.Array:
+  """x cast to dtype and rounded there, even where XLA keeps excess precision.
+
+  XLA may compute a chain of bfloat16 or float16 operations in float32 without
+  rounding in between; the line search must judge the point it will return.
+  """
+  x = x.astype(dtype)
+  if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
+    info = jnp.finfo(dtype)
+    x = jax.lax.reduce_precision(x, exponent_bits=info.nexp, mantissa_bits=info.nmant)
+  return x
+
+
 def _float_dtype(params: PyTree):
   leaves = jax.tree.leaves(params)
   dtype = jnp.result_type(*leaves) if leaves else jnp.float32
@@ -166,8 +179,14 @@ def scale_by_armijo(
     eta0 = learning_rate(state.count) if callable(learning_rate) else learning_rate
     eta0 = jnp.asarray(eta0).astype(dtype)
 
+    def step_of(eta, p):  # the update this line search returns for eta
+      return _rounded(eta.astype(p.dtype) * p, p.dtype)
+
     def trial(eta):
-      x = jax.tree.map(lambda x, p: x + eta.astype(x.dtype) * p, params, updates)
+      # Exactly the point optax.apply_updates will make: x + step, rounded.
+      x = jax.tree.map(
+          lambda x, p: _rounded(x + step_of(eta, p), x.dtype), params, updates
+      )
       return jnp.asarray(f(x)).astype(dtype)
 
     def sufficient(eta, f_new):
@@ -187,7 +206,7 @@ def scale_by_armijo(
     )
     accepted = sufficient(eta, f_new)
     step = jnp.where(accepted, eta, jnp.zeros_like(eta))
-    updates = jax.tree.map(lambda p: step.astype(p.dtype) * p, updates)
+    updates = jax.tree.map(lambda p: step_of(step, p), updates)
     return updates, ArmijoState(
         step_size=step,
         value=jnp.where(accepted, f_new, value),

@@ -11,12 +11,18 @@ of ``wonderland.optim.alias`` chain a block with it, and
 dtypes: arithmetic runs in at least float32 (a bfloat16 gradient is squared
 and accumulated in float32), state accumulators are stored in the dtype of the
 params they shadow (as in optax), and the returned updates have the dtype of
-the incoming ones. A state's dtypes never change from one step to the next, so
+the incoming ones. For complex params the square u^2 of the formulas is
+|u|^2 = u conj(u), as in optax. A state's dtypes never change from one step to the next, so
 a jitted step compiles once and the state can be a ``lax.scan`` carry.
 
 Hyperparameters are validated when a block is built, if they are concrete; a
 traced value (``optax.inject_hyperparams`` under ``jit`` or ``vmap``) or a
-schedule is let through.
+schedule is let through. ``optax.inject_hyperparams`` casts hyperparameters to
+the params' dtype unless given ``hyperparam_dtype``: with bfloat16 params a
+decay of 0.999 becomes 1.0. That is refused when known; when traced, it
+silently changes the method (momentum never forgets, rmsprop divides by eps,
+adam's second moment and its bias correction are 0, so its steps are NaN, as
+optax's adam's are). Pass ``hyperparam_dtype=jnp.float32``.
 """
 
 from __future__ import annotations
@@ -49,6 +55,13 @@ PyTree = Any
 def _wide(x: jax.Array) -> jax.Array:
   """x in at least float32, the dtype the blocks compute in."""
   return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def _abs_sq(x: jax.Array) -> jax.Array:
+  """|x|^2 elementwise: x^2 for real x, x conj(x) (a real number) for complex x."""
+  if jnp.iscomplexobj(x):
+    return jnp.square(x.real) + jnp.square(x.imag)
+  return jnp.square(x)
 
 
 def _cast_like(tree: PyTree, like: PyTree) -> PyTree:
@@ -123,9 +136,10 @@ def scale_by_unit_norm() -> optax.GradientTransformation:
   The norm is taken over the whole pytree, so the result has norm exactly 1
   and, chained with ``scale_by_learning_rate``, every step has length eta_t.
   A zero update gives a zero update (never NaN), also under ``jax.grad`` of
-  the transformation. Squares are summed in at least float32; a norm beyond
-  that dtype's range (about 1.8e19 in float32) overflows and gives a zero
-  update.
+  the transformation. Squares (|u_i|^2 for complex u) are summed in at least
+  float32, so a norm outside about [1.1e-19, 1.8e19] (float32; the square
+  underflows to zero or overflows) gives a zero update, as a zero gradient
+  does.
 
   Returns:
     A stateless ``optax.GradientTransformation``.
@@ -136,7 +150,7 @@ def scale_by_unit_norm() -> optax.GradientTransformation:
     leaves = jax.tree.leaves(updates)
     if not leaves:
       return updates, state
-    sq = sum(jnp.sum(jnp.square(_wide(u))) for u in leaves)
+    sq = sum(jnp.sum(_abs_sq(_wide(u))) for u in leaves)
     nonzero = sq > 0
     # Both branches of the outer where must be finite for the gradient to be.
     inv_norm = jnp.where(nonzero, jax.lax.rsqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
@@ -245,7 +259,7 @@ def scale_by_adagrad(eps: jax.typing.ArrayLike = 1e-10) -> optax.GradientTransfo
   def update_fn(updates, state, params=None):
     del params
     sums = jax.tree.map(
-        lambda u, s: _wide(s) + jnp.square(_wide(u)), updates, state.sum_of_squares
+        lambda u, s: _wide(s) + _abs_sq(_wide(u)), updates, state.sum_of_squares
     )
     out = jax.tree.map(lambda u, s: _wide(u) / (jnp.sqrt(s) + eps), updates, sums)
     return _cast_like(out, updates), AdagradState(
@@ -298,7 +312,7 @@ def scale_by_rmsprop(
   def update_fn(updates, state, params=None):
     del params
     nu = jax.tree.map(
-        lambda u, v: decay * _wide(v) + (1 - decay) * jnp.square(_wide(u)),
+        lambda u, v: decay * _wide(v) + (1 - decay) * _abs_sq(_wide(u)),
         updates,
         state.nu,
     )
@@ -368,16 +382,17 @@ def scale_by_adam(
         lambda u, m: b1 * _wide(m) + (1 - b1) * _wide(u), updates, state.mu
     )
     nu = jax.tree.map(
-        lambda u, v: b2 * _wide(v) + (1 - b2) * jnp.square(_wide(u)),
+        lambda u, v: b2 * _wide(v) + (1 - b2) * _abs_sq(_wide(u)),
         updates,
         state.nu,
     )
     count = optax.safe_increment(state.count)
-    t = count.astype(jnp.float32)
-    debias1, debias2 = 1 - b1**t, 1 - b2**t
-    out = jax.tree.map(
-        lambda m, v: (m / debias1) / (jnp.sqrt(v / debias2) + eps), mu, nu
-    )
+
+    def step(m, v):
+      t = count.astype(jnp.real(v).dtype)  # float64 params debias in float64
+      return (m / (1 - b1**t)) / (jnp.sqrt(v / (1 - b2**t)) + eps)
+
+    out = jax.tree.map(step, mu, nu)
     return _cast_like(out, updates), AdamState(
         count=count, mu=_cast_like(mu, state.mu), nu=_cast_like(nu, state.nu)
     )
