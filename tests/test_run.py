@@ -338,6 +338,7 @@ def test_reproducible():
   opt = optax.adam(0.05)
   x0 = jnp.array([-1.5, 2.0])
   a = minimize(rosenbrock, opt, x0, steps=30)
+  jax.clear_caches()  # the same inputs, compiled again, give the same bits
   b = minimize(rosenbrock, opt, x0, steps=30)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)
@@ -372,6 +373,45 @@ def test_bad_objective_optimizer_and_x0():
     minimize(3.0, optax.sgd(0.1), X0, steps=3)
   with pytest.raises(ValueError, match="x0 must hold .* leaf of type str"):
     minimize(quadratic, optax.sgd(0.1), "x0", steps=3)
+  with pytest.raises(ValueError, match="x0 must hold .* ShapeDtypeStruct"):
+    minimize(quadratic, optax.sgd(0.1), jax.ShapeDtypeStruct((3,), jnp.float32),
+             steps=3)
+  for dtype in (jnp.int32, jnp.bool_, jnp.complex64):
+    with pytest.raises(ValueError, match=f"f must return a real floating-point "
+                       f"scalar at x0 .*got dtype {jnp.dtype(dtype)}"):
+      minimize(lambda x, d=dtype: quadratic(x).astype(d), optax.sgd(0.1), X0,
+               steps=3)
+
+  class Unhashable:  # a dataclass-like objective: __eq__ without __hash__
+    __hash__ = None
+
+    def __call__(self, x):
+      return quadratic(x)
+
+  with pytest.raises(ValueError, match="f must be hashable .*Unhashable"):
+    minimize(Unhashable(), optax.sgd(0.1), X0, steps=3)
+
+
+def test_tol_and_keep_path_accept_numpy_and_jax_scalars():
+  a = minimize(quadratic, optax.sgd(0.1), X0, steps=50, tol=1e-2, keep_path=True)
+  b = minimize(quadratic, optax.sgd(0.1), X0, steps=50, tol=np.float32(1e-2),
+               keep_path=np.bool_(True))
+  c = minimize(quadratic, optax.sgd(0.1), X0, steps=50, tol=jnp.asarray(1e-2))
+  assert bool(a.converged) and int(a.num_steps) < 50
+  for t in (b, c):
+    assert int(t.num_steps) == int(a.num_steps)
+  assert b.path is not None
+
+
+def test_tol_is_not_rounded_to_float32_under_x64():
+  with jax.enable_x64(True):
+    x0 = jnp.ones(3, jnp.float64)  # ||grad f|| = sqrt(3) everywhere
+    tiny = lambda x: 1e-50 * jnp.sum(x)
+    # tol = 1e-49 is 0 in float32; ||grad|| = 1.7e-50 <= tol in float64.
+    assert bool(minimize(tiny, optax.sgd(0.0), x0, steps=2, tol=1e-49).converged)
+    just_above = float(np.sqrt(3.0)) * (1 + 1e-9)  # rounds below sqrt(3) in f32
+    assert bool(minimize(lambda x: jnp.sum(x), optax.sgd(0.0), x0, steps=2,
+                         tol=just_above).converged)
 
 
 def test_a_cached_call_does_not_trace_f_again():

@@ -37,6 +37,12 @@ Divergence. Step t knows x_{t-1}, f(x_{t-1}), grad f(x_{t-1}) and u_t:
 - else if u_t is not finite, the run stops at x_{t-1}, without applying u_t;
 - else x_t = x_{t-1} + u_t.
 
+"Finite" is judged from the norms: the check reads ||grad f|| and ||u_t|| off
+the trace's sums of squares (no extra pass over memory), which are taken in
+at least float32. So a gradient or update whose norm exceeds what the sum's
+dtype holds (about 1.8e19 in float32) counts as not finite, although each of
+its entries is.
+
 A stop sets ``diverged`` and the run makes no further progress (the optimizer
 state is not rolled back: it is never used again). So the ``params`` of a
 diverged run are where progress stopped: the first point at which f or its
@@ -451,6 +457,19 @@ _minimize_jit = jax.jit(
 )
 
 
+def _real_scalar(value) -> float | None:
+  """value as a Python float if it is a concrete real scalar, else None."""
+  if isinstance(value, (bool, np.bool_)) or isinstance(value, jax.core.Tracer):
+    return None
+  if isinstance(value, numbers.Real):
+    return float(value)
+  if (isinstance(value, (jax.Array, np.ndarray)) and value.shape == ()
+      and (jnp.issubdtype(value.dtype, jnp.floating)
+           or jnp.issubdtype(value.dtype, jnp.integer))):
+    return float(value)
+  return None
+
+
 def check_steps(steps) -> int:
   if (
       isinstance(steps, bool)
@@ -461,16 +480,30 @@ def check_steps(steps) -> int:
   return int(steps)
 
 
-def check_point(f, x, what: str) -> None:
-  """f must be callable and x a pytree of floating-point arrays (cheap)."""
+def check_point(f, x, what: str, *, shapes_ok: bool = False) -> None:
+  """f must be callable and x a pytree of floating-point arrays (cheap).
+
+  ``shapes_ok`` also lets ``jax.ShapeDtypeStruct`` leaves through (a sweep
+  checks one seed of x0 by its shapes).
+  """
   if not callable(f):
     raise ValueError(f"f must be a callable objective, got {f!r}.")
+  try:
+    hash(f)
+  except TypeError:
+    raise ValueError(
+        f"f must be hashable (jax caches the compiled program by f), got an "
+        f"unhashable {type(f).__name__}; wrap it, e.g. in a def or a "
+        f"functools.partial."
+    ) from None
   leaves = jax.tree.leaves(x)
   if not leaves:
     raise ValueError(f"{what} must hold at least one array, got {x!r}.")
+  kinds = (jax.Array, np.ndarray, np.generic, numbers.Number)
+  if shapes_ok:
+    kinds += (jax.ShapeDtypeStruct,)
   for leaf in leaves:
-    if not isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct, np.ndarray,
-                             np.generic, numbers.Number)):
+    if not isinstance(leaf, kinds):
       raise ValueError(
           f"{what} must hold floating-point arrays, got a leaf of type "
           f"{type(leaf).__name__}."
@@ -497,11 +530,16 @@ def check_scalar_output(f, x, what: str) -> None:
     raise ValueError(
         f"f must return a scalar at {what}, got an output of shape {shapes}."
     )
+  if not jnp.issubdtype(out.dtype, jnp.floating):
+    raise ValueError(
+        f"f must return a real floating-point scalar at {what} (it is "
+        f"differentiated), got dtype {out.dtype}."
+    )
 
 
-def check_objective(f, x, what: str) -> None:
+def check_objective(f, x, what: str, *, shapes_ok: bool = False) -> None:
   """f must be callable and return a scalar at x, whose leaves are floats."""
-  check_point(f, x, what)
+  check_point(f, x, what, shapes_ok=shapes_ok)
   check_scalar_output(f, x, what)
 
 
@@ -567,20 +605,22 @@ def minimize(
   """
   steps = check_steps(steps)
   if tol is not None:
-    if (isinstance(tol, bool) or not isinstance(tol, numbers.Real)
-        or not math.isfinite(tol) or tol < 0):
+    given, tol = tol, _real_scalar(tol)
+    if tol is None or not math.isfinite(tol) or tol < 0:
       raise ValueError(
-          f"tol must be None or a finite number >= 0, got {tol!r}."
+          f"tol must be None or a finite number >= 0, got {given!r}."
       )
-  if not isinstance(keep_path, bool):
+  if not isinstance(keep_path, (bool, np.bool_)):
     raise ValueError(f"keep_path must be True or False, got {keep_path!r}.")
+  keep_path = bool(keep_path)
   check_optimizer(optimizer)
   check_point(f, x0, "x0")
   return _minimize_jit(
       f,
       optimizer,
       x0,
-      None if tol is None else jnp.asarray(tol, jnp.float32),
+      # The default float dtype: float64 under x64, so tol is not rounded.
+      None if tol is None else jnp.asarray(tol, float),
       steps=steps,
       has_tol=tol is not None,
       keep_path=keep_path,

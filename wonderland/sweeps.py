@@ -4,10 +4,13 @@
 (see ``wonderland.run``: values[t-1] = f(x_t), divergence stops a run) for
 every point of the hyperparameter grid times every initial point in x0:
 
-- the hyperparameters are traced values (``optax.inject_hyperparams``), so the
-  whole grid is one program, and a second sweep with the same shapes but new
-  values compiles nothing (jax caches the programs; keep passing the same
-  ``f`` and ``make_optimizer`` objects);
+- the swept hyperparameters are traced values (``optax.inject_hyperparams``),
+  so the whole grid is one program, and a second sweep with the same shapes
+  but new values compiles nothing (jax caches the programs; keep passing the
+  same ``f`` and ``make_optimizer`` objects); every other argument, fixed or
+  left at its default, is the Python value a direct call would use;
+- before anything is traced, the factory is built on the host with the grid's
+  values, so its own checks refuse a bad swept value with its own sentence;
 - the runs, flattened in C order with seeds innermost, are padded to a
   multiple of the device count and sharded over every device of every process
   (a one-axis ``Mesh`` named ``"runs"`` and a ``NamedSharding``);
@@ -221,15 +224,59 @@ def _check_grid(make_optimizer, grid, fixed):
       ) from None
   values = []
   for name, value in grid.items():
-    array = np.asarray(value)
-    kind = array.dtype.kind
-    if array.ndim != 1 or array.size == 0 or kind not in "iuf":
+    try:
+      array = np.asarray(value)
+    except ValueError:  # ragged nested lists
       raise ValueError(
-          f"grid[{name!r}] must be a non-empty 1-D array of numbers, got "
-          f"shape {array.shape} and dtype {array.dtype}."
+          f"grid[{name!r}] must be a non-empty 1-D array of floats or signed "
+          f"integers, got a ragged sequence."
+      ) from None
+    kind = array.dtype.kind
+    # Unsigned integers are refused: optax negates the learning rate, which
+    # wraps around in an unsigned dtype.
+    if array.ndim != 1 or array.size == 0 or kind not in "if":
+      raise ValueError(
+          f"grid[{name!r}] must be a non-empty 1-D array of floats or signed "
+          f"integers, got shape {array.shape} and dtype {array.dtype}."
       )
     values.append(array)
+  _build_on_host(make_optimizer, fixed, dict(zip(grid, values)))
   return tuple(grid), values, tuple(sorted(fixed.items()))
+
+
+def _build_on_host(make_optimizer, fixed, grid):
+  """Builds the optimizer before tracing, so that its own checks run.
+
+  In the sweep the swept values reach ``make_optimizer`` as tracers, which a
+  factory cannot check (``wonderland.optim`` lets them through). Here it is
+  called with concrete values: the first grid point, then each swept name with
+  its whole 1-D array (the checks of ``wonderland.optim`` test every entry),
+  and value by value only to find which one a factory refused.
+  """
+  factory = _factory_name(make_optimizer)
+  first = {name: array[0].item() for name, array in grid.items()}
+  try:
+    optimizer = make_optimizer(**fixed, **first)
+  except ValueError as e:
+    raise ValueError(
+        f"{factory} refused the first grid point {first} with fixed "
+        f"{dict(fixed)}: {e}"
+    ) from None
+  run.check_optimizer(optimizer, f"make_optimizer(...) ({factory})")
+  for name, array in grid.items():
+    try:
+      make_optimizer(**fixed, **{**first, name: array})
+      continue
+    except Exception:  # pylint: disable=broad-except
+      pass  # a factory that cannot take arrays, or a refused value: find out
+    for value in array[1:]:
+      try:
+        make_optimizer(**fixed, **{**first, name: value.item()})
+      except ValueError as e:
+        raise ValueError(
+            f"grid[{name!r}] holds {value.item()!r}, which {factory} refuses: "
+            f"{e}"
+        ) from None
 
 
 def _check_x0(f, x0) -> int:
@@ -248,18 +295,26 @@ def _check_x0(f, x0) -> int:
   one_seed = jax.tree.map(
       lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], jnp.result_type(a)), x0
   )
+  run.check_point(f, one_seed, "x0", shapes_ok=True)
   try:
-    run.check_objective(f, one_seed, "one seed of x0")
+    run.check_scalar_output(f, one_seed, "one seed of x0")
   except ValueError as e:
     raise ValueError(
-        f"x0 must have a leading seed axis (x0[i] is the i-th initial point), "
-        f"got leaf shapes {shapes}: {e}"
+        f"{str(e).rstrip('.')} (x0 must have a leading seed axis, x0[i] "
+        f"being the i-th initial point; its leaf shapes are {shapes})."
     ) from None
   return shapes[0][0]
 
 
 def _make_optimizer(make_optimizer, fixed, hparams):
-  static = tuple(name for name, _ in fixed)
+  # Only the swept names are traced. Every other argument, fixed or left at
+  # its default, stays the Python value a direct call would use: traced
+  # defaults would be float32 copies (a cell drifting from the matching
+  # minimize run in the last bits) and would break a factory's Python checks
+  # (optax.lbfgs's `if memory_size < 1`).
+  accepted = _accepted_names(make_optimizer)
+  names = accepted[0] if accepted is not None else [n for n, _ in fixed]
+  static = tuple(n for n in names if n not in hparams)
   factory = optax.inject_hyperparams(make_optimizer, static_args=static)
   return optax.with_extra_args_support(factory(**dict(fixed), **hparams))
 
@@ -407,9 +462,11 @@ def sweep(
   Raises:
     ValueError: for a grid or fixed name that make_optimizer does not accept
       (the message lists the accepted names), a required hyperparameter given
-      nowhere, grid values that are not a non-empty 1-D numeric array, an
-      unhashable fixed value, steps or chunk_steps not a positive integer, or
-      x0 without a leading seed axis.
+      nowhere, grid values that are not a non-empty 1-D array of floats or
+      signed integers, a grid value or fixed value that make_optimizer itself
+      refuses, a make_optimizer that does not return a gradient
+      transformation, an unhashable fixed value, steps or chunk_steps not a
+      positive integer, or x0 without a leading seed axis.
 
   Example:
     >>> result = sweep(rosenbrock, optax.sgd,
