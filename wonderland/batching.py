@@ -1,6 +1,6 @@
 """Many optimizers on many problems in one compiled sweep.
 
-``wonderland.sweep`` traces every numeric hyperparameter, so anything that can
+``wonderland.sweep`` traces every swept hyperparameter, so anything that can
 be written as a number can be swept without recompiling. These two helpers
 turn the choice of optimizer and of objective into such numbers:
 
