@@ -118,3 +118,42 @@ def test_shape_mismatch_names_both_shapes(fn, args, shapes):
     fn(*args)
   for shape in shapes:
     assert shape in str(info.value)
+
+
+def test_cosine_similarity_at_any_scale():
+  # Squared norms of float32 vectors underflow below ~1e-19 and overflow above
+  # ~1e19; the cosine depends on directions only.
+  for scale in (1e-30, 1e-7, 1.0, 1e20, 1e30):
+    x = jnp.array([scale, 0.0], jnp.float32)
+    assert float(wl.cosine_similarity(x, x)) == pytest.approx(1.0, abs=1e-6)
+    assert float(wl.cosine_similarity(x, jnp.array([1.0, 0.0]))) == pytest.approx(
+        1.0, abs=1e-6)
+    assert float(wl.cosine_similarity(x, jnp.array([1.0, 1.0]))) == pytest.approx(
+        0.5**0.5, abs=1e-6)
+  # The exactly parallel template wins even when it is tiny.
+  _, best = wl.template_match(jnp.array([1e-6, 0.0]),
+                              jnp.array([[1e-7, 0.0], [1.0, 1.0]]))
+  assert int(best) == 0
+
+
+def test_mask_scales_integer_and_boolean_tensors_without_truncating():
+  np.testing.assert_array_equal(
+      wl.mask(jnp.array([[4, 6]]), jnp.array([[0.5, 1.0]])), [[2.0, 6.0]])
+  np.testing.assert_array_equal(
+      wl.mask(jnp.array([[True, True]]), jnp.array([[0.5, 0.0]])), [[0.5, 0.0]])
+  masked = wl.mask(jnp.array([[4, 6]], jnp.int32), jnp.array([[True, False]]))
+  assert masked.dtype == jnp.int32  # a boolean mask keeps X's dtype
+  np.testing.assert_array_equal(masked, [[4, 0]])
+
+
+def test_lists_are_tensors_and_complex_or_empty_input_is_refused():
+  assert float(wl.dot([1.0, 2.0], [3.0, 4.0])) == 11.0
+  np.testing.assert_array_equal(wl.matmul([[1.0, 2.0]], [[3.0], [4.0]]), [[11.0]])
+  with pytest.raises(ValueError, match="x must be a real tensor, got dtype complex64"):
+    wl.cosine_similarity(jnp.array([1j, 0]), jnp.array([1j, 0]))
+  with pytest.raises(ValueError, match="X must be a real tensor .*got str"):
+    wl.hadamard("ab", "cd")
+  with pytest.raises(ValueError, match=r"at least one template, got \(0, 3\)"):
+    wl.template_match(jnp.ones(3), jnp.ones((0, 3)))
+  with pytest.raises(ValueError, match="non-empty vectors"):
+    wl.cosine_similarity(jnp.ones(0), jnp.ones(0))

@@ -32,6 +32,21 @@ __all__ = [
 ]
 
 
+def _tensor(name: str, x) -> jax.Array:
+  """x as a real jax array (lists and NumPy arrays too); one sentence if not."""
+  try:
+    x = jnp.asarray(x)
+  except (TypeError, ValueError):
+    raise ValueError(
+        f"{name} must be a real tensor (an array of numbers), got "
+        f"{type(x).__name__}."
+    ) from None
+  if not (jnp.issubdtype(x.dtype, jnp.floating)
+          or jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_):
+    raise ValueError(f"{name} must be a real tensor, got dtype {x.dtype}.")
+  return x
+
+
 def _require_ndim(name: str, x: jax.Array, ndim: int, shape_hint: str) -> None:
   if jnp.ndim(x) != ndim:
     raise ValueError(
@@ -51,8 +66,10 @@ def dot(x: jax.Array, y: jax.Array) -> jax.Array:
     A scalar.
 
   Raises:
-    ValueError: if ``x`` or ``y`` is not 1-D or their lengths differ.
+    ValueError: if ``x`` or ``y`` is not a real 1-D tensor or their lengths
+      differ.
   """
+  x, y = _tensor("x", x), _tensor("y", y)
   _require_ndim("x", x, 1, "(d,)")
   _require_ndim("y", y, 1, "(d,)")
   if jnp.shape(x) != jnp.shape(y):
@@ -72,9 +89,31 @@ def cosine_similarity(
   """Normalized inner product <x, y> / (||x|| ||y||), in [-1, 1].
 
   It is 1 exactly when ``y`` is a positive multiple of ``x``: the notes' maximum
-  of the dot product of two normalized vectors. ``eps`` guards zero vectors
-  (whose similarity is 0).
+  of the dot product of two normalized vectors. Each vector is first divided
+  by its largest |entry|, which changes no angle, so that the squared norms
+  neither underflow nor overflow (in float32 they would for entries below
+  about 1e-19 or above 1e19). ``eps`` guards zero vectors (whose similarity
+  is 0).
+
+  Raises:
+    ValueError: if ``x`` or ``y`` is not a real 1-D tensor, they are empty, or
+      their lengths differ.
   """
+  x, y = _tensor("x", x), _tensor("y", y)
+  _require_ndim("x", x, 1, "(d,)")
+  _require_ndim("y", y, 1, "(d,)")
+  if jnp.shape(x)[0] == 0 or jnp.shape(y)[0] == 0:
+    raise ValueError(
+        f"cosine_similarity needs non-empty vectors, got x ~ {jnp.shape(x)} "
+        f"and y ~ {jnp.shape(y)}."
+    )
+
+  def unit_max(v):
+    v = v.astype(jnp.promote_types(v.dtype, jnp.float32))
+    top = jnp.max(jnp.abs(v))
+    return v / jnp.where(top > 0, top, 1)
+
+  x, y = unit_max(x), unit_max(y)  # each has norm 0 or in [1, sqrt(d)]
   norms = jnp.sqrt(dot(x, x)) * jnp.sqrt(dot(y, y))
   return dot(x, y) / jnp.maximum(norms, eps)
 
@@ -94,14 +133,21 @@ def template_match(
     ``c > 0`` scores exactly 1 against template j.
 
   Raises:
-    ValueError: if the shapes are not ``(d,)`` and ``(k, d)``.
+    ValueError: if the shapes are not ``(d,)`` and ``(k, d)`` with k, d >= 1,
+      or a tensor is not real.
   """
+  x, templates = _tensor("x", x), _tensor("templates", templates)
   _require_ndim("x", x, 1, "(d,)")
   _require_ndim("templates", templates, 2, "(k, d)")
   if jnp.shape(templates)[1] != jnp.shape(x)[0]:
     raise ValueError(
         f"templates ~ (k, d) must have d = len(x); got x ~ {jnp.shape(x)} "
         f"and templates ~ {jnp.shape(templates)}."
+    )
+  if jnp.shape(templates)[0] == 0:
+    raise ValueError(
+        f"templates ~ (k, d) must hold at least one template, got "
+        f"{jnp.shape(templates)}."
     )
   scores = jax.vmap(cosine_similarity, in_axes=(None, 0))(x, templates)
   return scores, jnp.argmax(scores)
@@ -119,8 +165,10 @@ def matmul(X: jax.Array, Y: jax.Array) -> jax.Array:  # pylint: disable=invalid-
     ``Z ~ (a, c)``.
 
   Raises:
-    ValueError: if X or Y is not 2-D or the inner dimensions differ.
+    ValueError: if X or Y is not a real 2-D tensor or the inner dimensions
+      differ.
   """
+  X, Y = _tensor("X", X), _tensor("Y", Y)
   _require_ndim("X", X, 2, "(a, b)")
   _require_ndim("Y", Y, 2, "(b, c)")
   if jnp.shape(X)[1] != jnp.shape(Y)[0]:
@@ -139,31 +187,36 @@ def hadamard(X: jax.Array, Y: jax.Array) -> jax.Array:  # pylint: disable=invali
     ValueError: if the shapes differ (no broadcasting: the notes' product is
       defined for tensors of one shape).
   """
+  X, Y = _tensor("X", X), _tensor("Y", Y)
   if jnp.shape(X) != jnp.shape(Y):
     raise ValueError(
         "hadamard needs tensors of the same shape; got "
         f"X ~ {jnp.shape(X)} and Y ~ {jnp.shape(Y)}."
     )
-  return jnp.asarray(X) * jnp.asarray(Y)
+  return X * Y
 
 
 def mask(X: jax.Array, M: jax.Array) -> jax.Array:  # pylint: disable=invalid-name
   """Masks X with a 0/1 or boolean tensor M of its shape: X_ij if M_ij else 0.
 
   This is the Hadamard product X * M, the use of it the notes single out.
-  M is not checked to be 0/1 (that would need its values, not its shape, and
-  so could not happen under ``jax.jit``): any other M scales X entry-wise.
+  A boolean M keeps X's dtype. M is not checked to be 0/1 (that would need its
+  values, not its shape, and so could not happen under ``jax.jit``): any
+  other M scales X entry-wise, in the dtype the two promote to (an integer X
+  times M = 0.5 gives floats, not a truncated product).
 
   Raises:
-    ValueError: if the shapes differ.
+    ValueError: if the shapes differ or a tensor is not real.
   """
+  X, M = _tensor("X", X), _tensor("M", M)
   if jnp.shape(X) != jnp.shape(M):
     raise ValueError(
         "mask needs a mask M of the shape of X; got "
         f"X ~ {jnp.shape(X)} and M ~ {jnp.shape(M)}."
     )
-  X = jnp.asarray(X)
-  return hadamard(X, jnp.asarray(M).astype(X.dtype))
+  if M.dtype == jnp.bool_:
+    M = M.astype(X.dtype)
+  return hadamard(X, M)
 
 
 def batched_matmul(X: jax.Array, Y: jax.Array) -> jax.Array:  # pylint: disable=invalid-name
@@ -175,9 +228,10 @@ def batched_matmul(X: jax.Array, Y: jax.Array) -> jax.Array:  # pylint: disable=
     ``Z ~ (n, a, c)``.
 
   Raises:
-    ValueError: if X or Y is not 3-D, the batch sizes n differ or the inner
-      dimensions b differ.
+    ValueError: if X or Y is not a real 3-D tensor, the batch sizes n differ
+      or the inner dimensions b differ.
   """
+  X, Y = _tensor("X", X), _tensor("Y", Y)
   _require_ndim("X", X, 3, "(n, a, b)")
   _require_ndim("Y", Y, 3, "(n, b, c)")
   (n_x, _, b_x), (n_y, b_y, _) = jnp.shape(X), jnp.shape(Y)
