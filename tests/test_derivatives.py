@@ -239,3 +239,42 @@ def test_auto_mode_compiles_to_exactly_the_chosen_program(d_in, d_out, same_as):
   auto = _program(wl.jacobian(f), x)
   assert auto == _program(wl.jacobian(f, same_as), x)
   assert auto != _program(wl.jacobian(f, other), x)
+
+
+def test_integer_points_are_taken_at_their_float_values():
+  # The notes differentiate at x = 1; an int point must work like 1.0.
+  g = lambda x: x**2 - 1.5 * x
+  assert float(wl.linearize(g, 1)(2)) == pytest.approx(float(wl.linearize(g, 1.0)(2.0)))
+  f = lambda x: jnp.sum(x**3)
+  np.testing.assert_allclose(wl.grad(f)(jnp.arange(3)), [0.0, 3.0, 12.0])
+  np.testing.assert_allclose(wl.hessian(f)(jnp.arange(3)), np.diag([0.0, 6.0, 12.0]))
+  np.testing.assert_allclose(wl.jacobian(lambda x: x**2)(jnp.arange(3)),
+                             np.diag([0.0, 2.0, 4.0]))
+  assert float(wl.directional_derivative(f, jnp.ones(3), jnp.arange(3))) == 9.0
+  np.testing.assert_allclose(wl.hvp(f, jnp.ones(3), jnp.arange(3)), [0.0, 6.0, 12.0])
+
+
+def test_bad_derivative_arguments_get_one_sentence():
+  f = lambda x: jnp.sum(x**2)
+  for build in (wl.grad, wl.jacobian, wl.hessian):
+    with pytest.raises(ValueError, match="f must be a callable function, got 3"):
+      build(3)
+  with pytest.raises(ValueError, match="x must hold floating-point arrays only, "
+                     "got a leaf of dtype int32"):
+    wl.check_grad(lambda p: jnp.sum(p["a"] ** 2), {"a": jnp.ones(2), "n": jnp.arange(2)})
+  for h in (0.0, float("nan"), "a"):
+    with pytest.raises(ValueError, match="h must be None or a finite number > 0"):
+      wl.check_grad(f, jnp.ones(2), h=h)
+  with pytest.raises(ValueError, match="x must hold at least one number"):
+    wl.check_grad(f, jnp.ones(0))
+  with pytest.raises(ValueError, match=r"v must have the shape of x0, got x0 ~ \(2,\) "
+                     r"and v ~ \(1,\)"):
+    wl.taylor_errors(f, jnp.ones(2), jnp.ones(1), [0.1])
+  with pytest.raises(ValueError, match="hs must hold finite numbers > 0"):
+    wl.taylor_errors(f, jnp.ones(2), jnp.ones(2), [0.1, 0.0])
+  with pytest.raises(ValueError, match=r"errors must have one entry per h \(3\), got 2"):
+    wl.fitted_order([0.1, 0.05, 0.01], [1e-2, 2.5e-3])
+  with pytest.raises(ValueError, match="errors must hold finite numbers > 0"):
+    wl.fitted_order([0.1, 0.05], [0.0, 0.0])  # an exactly linear f
+  with pytest.raises(ValueError, match="at least two steps"):
+    wl.fitted_order([0.1], [1e-2])

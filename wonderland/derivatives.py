@@ -63,6 +63,27 @@ def _require_scalar_output(f: Callable[..., Any], *args, **kwargs) -> None:
     )
 
 
+def _require_callable(f) -> None:
+  if not callable(f):
+    raise ValueError(f"f must be a callable function, got {f!r}.")
+
+
+def _floats(tree: PyTree) -> PyTree:
+  """Integer and boolean leaves (Python ints too) as floats; others as given.
+
+  Derivatives need a floating point: at the integer point 1 they are taken at
+  1.0, as the notes do when they differentiate at x = 1.
+  """
+
+  def leaf(a):
+    dtype = jnp.result_type(a)
+    if jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_:
+      return jnp.asarray(a, dtype=float)  # the default float dtype
+    return a
+
+  return jax.tree.map(leaf, tree)
+
+
 def _require_same_structure(name_x: str, x: PyTree, name_v: str, v: PyTree):
   sx = jax.tree.map(jnp.shape, x)
   sv = jax.tree.map(jnp.shape, v)
@@ -84,13 +105,18 @@ def grad(f: Callable[..., jax.Array], argnums: int | Sequence[int] = 0):
     A function with the signature of ``f`` that returns grad f(x), a pytree
     like x.
 
+  Integer arguments are differentiated at their float values.
+
   Raises:
-    ValueError: when called, if f's output is not a scalar (the message names
-      the output's shape).
+    ValueError: if f is not callable, or, when called, if f's output is not a
+      scalar (the message names the output's shape).
   """
+  _require_callable(f)
   grad_f = jax.grad(f, argnums=argnums)
+  wrt = (argnums,) if isinstance(argnums, int) else tuple(argnums)
 
   def grad_fn(*args, **kwargs):
+    args = tuple(_floats(a) if i in wrt else a for i, a in enumerate(args))
     _require_scalar_output(f, *args, **kwargs)
     return grad_f(*args, **kwargs)
 
@@ -111,9 +137,13 @@ def directional_derivative(
     v: the direction, a pytree like x. It is not normalized: D_{c v} = c D_v.
 
   Raises:
-    ValueError: if v does not have the structure and shapes of x.
+    ValueError: if f is not callable or v does not have the structure and
+      shapes of x.
   """
+  _require_callable(f)
+  x, v = _floats(x), _floats(v)
   _require_same_structure("x", x, "v", v)
+  v = jax.tree.map(lambda a, b: jnp.asarray(b, jnp.result_type(a)), x, v)
   _, tangent = jax.jvp(f, (x,), (v,))
   return tangent
 
@@ -138,21 +168,23 @@ def jacobian(f: Callable[[PyTree], PyTree], mode: str = "auto"):
     A function x -> df(x).
 
   Raises:
-    ValueError: if ``mode`` is not one of ``"auto"``, ``"fwd"``, ``"rev"``.
+    ValueError: if f is not callable or ``mode`` is not one of ``"auto"``,
+      ``"fwd"``, ``"rev"``.
   """
+  _require_callable(f)
   if mode not in JACOBIAN_MODES:
     raise ValueError(
         f"mode must be one of {', '.join(repr(m) for m in JACOBIAN_MODES)}; "
         f"got {mode!r}."
     )
-  if mode == "fwd":
-    return jax.jacfwd(f)
-  if mode == "rev":
-    return jax.jacrev(f)
-
   jac_fwd, jac_rev = jax.jacfwd(f), jax.jacrev(f)
 
   def jac_fn(x):
+    x = _floats(x)  # an integer point is taken at its float value
+    if mode == "fwd":
+      return jac_fwd(x)
+    if mode == "rev":
+      return jac_rev(x)
     d = _tree_size(x)
     c = _tree_size(jax.eval_shape(f, x))
     return jac_fwd(x) if c >= d else jac_rev(x)
@@ -169,14 +201,25 @@ def linearize(f: Callable[[PyTree], PyTree], x0: PyTree):
   Built on ``jax.linearize``: f and its linear map are traced once at x0, and
   each call of the returned function costs one Jacobian-vector product.
 
+  Integer points are taken at their float values (the notes' f(0.51) ~
+  f(0.5) + f'(0.5)(0.51 - 0.5) works as well with x0 = 1 and x = 2).
+
   Returns:
     A function ``x -> f(x0) + df(x0)(x - x0)``, with x a pytree like x0.
+
+  Raises:
+    ValueError: if f is not callable; when called, if x is not shaped like x0.
   """
+  _require_callable(f)
+  x0 = _floats(x0)
   y0, f_jvp = jax.linearize(f, x0)
 
   def f_lin(x):
+    x = _floats(x)
     _require_same_structure("x0", x0, "x", x)
-    dx = jax.tree.map(jnp.subtract, x, x0)
+    dx = jax.tree.map(
+        lambda a, b: (jnp.asarray(a) - b).astype(jnp.result_type(b)), x, x0
+    )
     return jax.tree.map(jnp.add, y0, f_jvp(dx))
 
   return f_lin
@@ -189,9 +232,14 @@ def hessian(f: Callable[[PyTree], jax.Array]):
   derivatives H_ij = d^2 f / d x_i d x_j.
 
   Raises:
-    ValueError: when called, if f is not scalar-valued.
+    ValueError: if f is not callable; when called, if f is not scalar-valued.
   """
-  return jax.jacfwd(grad(f))
+  hess = jax.jacfwd(grad(f))
+
+  def hess_fn(x, *args, **kwargs):
+    return hess(_floats(x), *args, **kwargs)
+
+  return hess_fn
 
 
 def hvp(f: Callable[[PyTree], jax.Array], x: PyTree, v: PyTree) -> PyTree:
@@ -201,9 +249,12 @@ def hvp(f: Callable[[PyTree], jax.Array], x: PyTree, v: PyTree) -> PyTree:
   evaluation, whatever d.
 
   Raises:
-    ValueError: if f is not scalar-valued or v is not shaped like x.
+    ValueError: if f is not callable or not scalar-valued, or v is not shaped
+      like x.
   """
+  x, v = _floats(x), _floats(v)
   _require_same_structure("x", x, "v", v)
+  v = jax.tree.map(lambda a, b: jnp.asarray(b, jnp.result_type(a)), x, v)
   return jax.jvp(grad(f), (x,), (v,))[1]
 
 
@@ -230,10 +281,25 @@ def check_grad(
 
   Returns:
     The largest relative difference, a Python float.
+
+  Raises:
+    ValueError: if f is not callable or not scalar, x is empty or holds a
+      leaf that is not floating-point, or h is not a finite number > 0.
   """
+  _require_callable(f)
+  for leaf in jax.tree.leaves(x):
+    dtype = jnp.result_type(leaf)
+    if not jnp.issubdtype(dtype, jnp.floating):
+      raise ValueError(
+          f"x must hold floating-point arrays only, got a leaf of dtype {dtype}."
+      )
   flat, unravel = ravel_pytree(x)
-  if not jnp.issubdtype(flat.dtype, jnp.floating):
-    raise ValueError(f"x must hold floating-point arrays, got dtype {flat.dtype}.")
+  if flat.size == 0:
+    raise ValueError(f"x must hold at least one number, got {x!r}.")
+  if h is not None and (
+      isinstance(h, bool) or not isinstance(h, (int, float, np.floating))
+      or not math.isfinite(h) or h <= 0):
+    raise ValueError(f"h must be None or a finite number > 0, got {h!r}.")
   _require_scalar_output(f, x)
   if h is None:
     eps = float(jnp.finfo(flat.dtype).eps)
@@ -257,7 +323,18 @@ def taylor_errors(
 
   Taylor's theorem says they shrink like h^2 for a twice-differentiable f;
   ``fitted_order`` recovers that exponent.
+
+  Raises:
+    ValueError: if f is not callable, v is not shaped like x0, or hs is not a
+      non-empty 1-D sequence of finite numbers > 0.
   """
+  _require_callable(f)
+  x0, v = jnp.asarray(_floats(x0)), jnp.asarray(_floats(v))
+  if v.shape != x0.shape:
+    raise ValueError(
+        f"v must have the shape of x0, got x0 ~ {x0.shape} and v ~ {v.shape}."
+    )
+  _check_positive_1d("hs", hs)
   f_lin = linearize(f, x0)
 
   @jax.jit
@@ -268,7 +345,38 @@ def taylor_errors(
   return np.asarray([float(error(h)) for h in hs])
 
 
+def _check_positive_1d(name: str, values, size: int | None = None) -> np.ndarray:
+  try:
+    arr = np.asarray(values, dtype=np.float64)
+  except (TypeError, ValueError):
+    arr = None
+  if arr is None or arr.ndim != 1 or arr.size == 0:
+    raise ValueError(
+        f"{name} must be a non-empty 1-D sequence of numbers, got {values!r}."
+    )
+  if size is not None and arr.size != size:
+    raise ValueError(
+        f"{name} must have one entry per h ({size}), got {arr.size}."
+    )
+  if not np.all(np.isfinite(arr) & (arr > 0)):
+    raise ValueError(
+        f"{name} must hold finite numbers > 0 (they are fitted on a log "
+        f"scale), got {arr.tolist()}."
+    )
+  return arr
+
+
 def fitted_order(hs: Sequence[float], errors: Sequence[float]) -> float:
-  """Least-squares slope of log(error) against log(h): the observed order."""
-  slope, _ = np.polyfit(np.log(np.asarray(hs)), np.log(np.asarray(errors)), 1)
+  """Least-squares slope of log(error) against log(h): the observed order.
+
+  Raises:
+    ValueError: if hs has fewer than two entries, errors does not have one per
+      h, or any entry is not a finite number > 0 (a zero error, as an exactly
+      linear f gives, has no logarithm).
+  """
+  hs = _check_positive_1d("hs", hs)
+  if hs.size < 2:
+    raise ValueError(f"hs must hold at least two steps to fit a slope, got {hs.tolist()}.")
+  errors = _check_positive_1d("errors", errors, size=hs.size)
+  slope, _ = np.polyfit(np.log(hs), np.log(errors), 1)
   return float(slope)
