@@ -266,3 +266,39 @@ def test_find_stationary_points_rejects_bad_arguments():
     landscape.find_stationary_points(p.fn, KEY, p.bounds, n_starts=0)
   with pytest.raises(ValueError, match="merge_tol must be a finite number > 0"):
     landscape.find_stationary_points(p.fn, KEY, p.bounds, merge_tol=-1.0)
+
+
+def test_vector_valued_f_bad_keys_and_complex_points_are_refused():
+  vector = lambda x: 2 * x
+  key = jax.random.key(0)
+  box = (jnp.zeros(2), jnp.ones(2))
+  with pytest.raises(ValueError, match="f must be scalar-valued"):
+    landscape.is_descent_direction(vector, jnp.ones(2), -jnp.ones(2))
+  with pytest.raises(ValueError, match="f must be scalar-valued"):
+    landscape.is_local_minimum(vector, jnp.zeros(2), key)
+  with pytest.raises(ValueError, match="f must be scalar-valued"):
+    landscape.convexity_test(vector, key, box)
+  booth = problems.get("booth").fn
+  for bad in (0, jnp.zeros(3, jnp.uint32), "key"):
+    with pytest.raises(ValueError, match="key must be a jax.random key"):
+      landscape.convexity_test(booth, bad, box)
+  landscape.convexity_test(booth, jax.random.PRNGKey(0), box)  # legacy keys work
+  with pytest.raises(ValueError, match="x must be a real point, got dtype complex64"):
+    landscape.classify_stationary_point(booth, jnp.array([1 + 1j, 3]))
+
+
+def test_half_precision_points_and_boxes_are_computed_in_float32():
+  booth = problems.get("booth").fn  # convex, minimum at (1, 3)
+  for dtype in (jnp.float16, jnp.bfloat16):
+    assert landscape.classify_stationary_point(
+        booth, jnp.array([1.0, 3.0], dtype)) == "minimum"
+    box = (jnp.zeros(2, dtype), jnp.ones(2, dtype))
+    report = landscape.convexity_test(booth, jax.random.key(0), box)
+    assert report.violation_fraction == 0.0  # no rounding fakes non-convexity
+
+
+def test_convexity_test_refuses_a_box_where_f_is_not_finite():
+  f = lambda x: jnp.where(x[0] > 0, jnp.nan, jnp.sum(x**2))
+  with pytest.raises(ValueError, match=r"f must be finite in bounds .*sampled "
+                     r"chord points; shrink bounds"):
+    landscape.convexity_test(f, jax.random.key(0), (-jnp.ones(2), jnp.ones(2)))

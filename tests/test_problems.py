@@ -71,9 +71,26 @@ def test_minimizers_and_minimum_match_the_references(key):
   assert p.fmin == pytest.approx(fmin, rel=1e-4, abs=1e-5)
 
 
-@pytest.mark.parametrize("name", ANALYTIC + ["logistic_breast_cancer"])
+NO_MINIMIZER = ("saddle", "monkey_saddle")
+
+
+def test_only_the_saddles_list_no_minimizer_and_they_are_unbounded():
+  for name in ANALYTIC + ["logistic_breast_cancer"]:  # mlp_digits: none known
+    p = _get(name)
+    assert (p.minimizers.shape[0] == 0) == (name in NO_MINIMIZER), name
+  for name in NO_MINIMIZER:
+    p = _get(name)
+    assert not p.bounded_below and np.isnan(p.fmin)
+    # Unbounded below: f keeps falling along a ray from the saddle point.
+    ray = jnp.array([-1.0, 0.0]) if name == "monkey_saddle" else jnp.array([0.0, 1.0])
+    assert float(p.fn(100.0 * ray)) < float(p.fn(10.0 * ray)) < float(p.fn(ray)) < 0
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in ANALYTIC if n not in NO_MINIMIZER] + ["logistic_breast_cancer"])
 def test_every_known_minimizer_is_a_stationary_minimum_with_value_fmin(name):
   p = _get(name)
+  assert p.minimizers.shape[0] >= 1
   values = jax.vmap(p.fn)(p.minimizers)
   np.testing.assert_allclose(values, p.fmin, rtol=1e-6, atol=1e-5)
   for x in p.minimizers:
@@ -275,3 +292,17 @@ def test_real_data_without_scikit_learn_says_which_extra_to_install(monkeypatch)
   for name in ("logistic_breast_cancer", "mlp_digits"):
     with pytest.raises(ImportError, match=r'pip install "wonderland\[data\]"'):
       problems.get(name)
+
+
+def test_bad_keys_names_and_points_get_one_sentence():
+  p = problems.get("rosenbrock")
+  with pytest.raises(ValueError, match="init: key must be a jax.random key, such as "
+                     r"jax.random.key\(0\), got 0\."):
+    p.init(0, 4)
+  with pytest.raises(ValueError, match="quadratic: key must be a jax.random key"):
+    problems.get("quadratic", key=3)
+  with pytest.raises(ValueError, match="unknown problem \\['a'\\]; valid names are"):
+    problems.get(["a"])
+  with pytest.raises(ValueError, match="rosenbrock takes a real point x, got dtype complex64"):
+    p.fn(jnp.array([1 + 1j, 1.0]))
+  assert p.init(jax.random.PRNGKey(0), 2).shape == (2, 2)  # legacy keys work

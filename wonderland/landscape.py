@@ -34,6 +34,7 @@ from wonderland.derivatives import directional_derivative
 from wonderland.derivatives import grad
 from wonderland.derivatives import hessian
 from wonderland.derivatives import hvp
+from wonderland.derivatives import _require_scalar_output
 
 __all__ = [
     "KINDS",
@@ -53,12 +54,39 @@ Function = Callable[[jax.Array], jax.Array]
 
 
 def _point(name: str, x: Any) -> jax.Array:
+  """x as a real vector ~ (d,) in at least float32 (eigh and rounding slack)."""
   x = jnp.asarray(x)
   if x.ndim != 1 or x.shape[0] == 0:
     raise ValueError(f"{name} must be a point ~ (d,) with d >= 1, got shape {x.shape}.")
+  if jnp.issubdtype(x.dtype, jnp.complexfloating):
+    raise ValueError(f"{name} must be a real point, got dtype {x.dtype}.")
   if not jnp.issubdtype(x.dtype, jnp.floating):
-    x = x.astype(jnp.result_type(float))
-  return x
+    return x.astype(jnp.result_type(float))
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def check_key(key: Any, name: str = "key") -> jax.Array:
+  """A ``jax.random`` key (also traced): typed, or a legacy uint32 ~ (2,).
+
+  Shared with ``wonderland.problems``; not part of the public API.
+  """
+  if isinstance(key, (jax.Array, np.ndarray)):
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    if (typed and key.shape == ()) or (
+        not typed and key.shape == (2,) and key.dtype == jnp.uint32):
+      return key
+    what = f"an array of shape {key.shape} and dtype {key.dtype}"
+  else:
+    what = repr(key)
+  raise ValueError(
+      f"{name} must be a jax.random key, such as jax.random.key(0), got {what}."
+  )
+
+
+def _scalar_function(f: Any, x: jax.Array) -> None:
+  if not callable(f):
+    raise ValueError(f"f must be a callable function, got {f!r}.")
+  _require_scalar_output(f, x)
 
 
 def _bounds(bounds: Any) -> tuple[jax.Array, jax.Array]:
@@ -120,6 +148,7 @@ def is_descent_direction(f: Function, x: jax.Array, p: jax.Array) -> jax.Array:
     raise ValueError(
         f"p must be shaped like x, got x ~ {shapes_x} and p ~ {shapes_p}."
     )
+  _scalar_function(f, x)
   return directional_derivative(f, x, p) < 0
 
 
@@ -166,6 +195,11 @@ def classify_stationary_point(
 
   The defaults suit float32: a minimizer rounded to float32 passes, and a
   Hessian whose condition number passes 1/eig_tol = 1e5 reads as degenerate.
+  The floor of 1 in s makes the threshold absolute, eig_tol itself, when
+  every |lambda_i| < 1: rounding noise in the Hessian at a degenerate point
+  must not read as curvature. So a function scaled down until its curvature
+  is below eig_tol (1e-6 ||x||^2) reads as degenerate; rescale f, or lower
+  eig_tol, to classify such a point.
 
   Args:
     f: a scalar function of x ~ (d,).
@@ -183,6 +217,7 @@ def classify_stationary_point(
   """
   x = _point("x", x)
   tol, eig_tol = _positive_float("tol", tol), _positive_float("eig_tol", eig_tol)
+  _scalar_function(f, x)
   return KINDS[int(_classify_jit(f, x, tol, eig_tol))]
 
 
@@ -242,9 +277,11 @@ def is_local_minimum(
     ValueError: if x is not a vector, or eps, n or rtol is not positive.
   """
   x = _point("x", x)
+  key = check_key(key)
   eps = _positive_float("eps", eps)
   n = _positive_int("n", n)
   rtol = 16 * float(jnp.finfo(x.dtype).eps) if rtol is None else _positive_float("rtol", rtol)
+  _scalar_function(f, x)
   return _none_lower_jit(f, x, _ball_jit(key, x, eps, n), rtol)
 
 
@@ -291,9 +328,11 @@ def _chord_gaps(f, x1, x2, alpha, rtol):
   gap = f_mid - chord
   scale = jnp.abs(f_mid) + alpha * jnp.abs(f1)[:, None] + (1 - alpha) * jnp.abs(f2)[:, None]
   violated = gap > rtol * scale
-  worst = jnp.argmax(gap)
+  worst = jnp.argmax(gap)  # the caller refuses a box where f is not finite
   i, j = worst // n_alphas, worst % n_alphas
-  return jnp.mean(violated), gap.ravel()[worst], x1[i], x2[i], alpha[i, j]
+  n_nonfinite = jnp.sum(~jnp.isfinite(gap))
+  return (jnp.mean(violated), gap.ravel()[worst], x1[i], x2[i], alpha[i, j],
+          n_nonfinite)
 
 
 _chord_gaps_jit = jax.jit(_chord_gaps, static_argnums=0)
@@ -336,17 +375,28 @@ def convexity_test(
     A ``ConvexityReport``.
 
   Raises:
-    ValueError: for bad bounds or a non-positive n_pairs, n_alphas or rtol.
+    ValueError: for bad bounds, a bad key, a non-positive n_pairs, n_alphas or
+      rtol, an f that is not scalar, or an f that is not finite at some
+      sampled point (convexity is not defined there: shrink the box).
   """
   lower, upper = _bounds(bounds)
+  key = check_key(key)
   n_pairs = _positive_int("n_pairs", n_pairs)
   n_alphas = _positive_int("n_alphas", n_alphas)
   rtol = _positive_float("rtol", rtol)
+  _scalar_function(f, lower)
   x1, x2, alpha = _chords_jit(key, lower, upper, n_pairs, n_alphas)
   # Matrix products at full float32: the GPU and TPU default (TF32 or bf16
   # passes) rounds them to ~1e-3, far above rtol, and would fake violations.
   with jax.default_matmul_precision("highest"):
-    fraction, worst, x1, x2, alpha = _chord_gaps_jit(f, x1, x2, alpha, rtol)
+    fraction, worst, x1, x2, alpha, n_nonfinite = _chord_gaps_jit(
+        f, x1, x2, alpha, rtol)
+  if int(n_nonfinite):
+    raise ValueError(
+        f"f must be finite in bounds for the chord test, but it is not at "
+        f"{int(n_nonfinite)} of {n_pairs * n_alphas} sampled chord points; "
+        f"shrink bounds to where f is defined."
+    )
   return ConvexityReport(
       violation_fraction=float(fraction),
       worst_violation=float(worst),
@@ -420,10 +470,11 @@ def smoothness(
   x = _point("x", x)
   max_iter = _positive_int("max_iter", max_iter)
   rtol = _positive_float("rtol", rtol)
+  _scalar_function(f, x)
   if key is None:
     v0 = jnp.linspace(1.0, 2.0, x.shape[0], dtype=x.dtype)
   else:
-    v0 = jax.random.normal(key, x.shape, dtype=x.dtype)
+    v0 = jax.random.normal(check_key(key), x.shape, dtype=x.dtype)
   v0 = v0 / jnp.linalg.norm(v0)
   return _power_iteration_jit(f, x, v0, max_iter, rtol)
 
@@ -527,6 +578,8 @@ def find_stationary_points(
       eig_tol or merge_tol.
   """
   lower, upper = _bounds(bounds)
+  key = check_key(key)
+  _scalar_function(f, lower)
   n_starts = _positive_int("n_starts", n_starts)
   n_steps = _positive_int("n_steps", n_steps)
   tol, eig_tol = _positive_float("tol", tol), _positive_float("eig_tol", eig_tol)

@@ -82,7 +82,7 @@ def get(name: str, **kwargs: Any) -> Problem:
       ``rosenbrock``, ``kappa < 1``).
     ImportError: for the real-data problems when scikit-learn is missing.
   """
-  if name not in _REGISTRY:
+  if not isinstance(name, str) or name not in _REGISTRY:
     raise ValueError(
         f"unknown problem {name!r}; valid names are: {', '.join(names())}."
     )

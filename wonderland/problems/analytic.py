@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wonderland.landscape import check_key
 from wonderland.problems.base import box
 from wonderland.problems.base import make_problem
 from wonderland.problems.base import Problem
@@ -66,6 +67,7 @@ def quadratic(kappa: float = 10.0, dim: int = 2, key: jax.Array | None = None) -
   eigenvalues = np.linspace(1.0, kappa, dim)
   a = np.diag(eigenvalues)
   if key is not None:
+    key = check_key(key, "quadratic: key")
     gaussian = np.asarray(jax.random.normal(key, (dim, dim), dtype=jnp.float32), np.float64)
     q, r = np.linalg.qr(gaussian)
     q = q * np.sign(np.diag(r))  # the Haar-distributed rotation

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wonderland.landscape import check_key
 from wonderland.landscape import KINDS
 
 __all__ = ["Problem", "KINDS"]
@@ -115,6 +116,8 @@ def checked_fn(name: str, dim: int, raw: Callable[[jax.Array], jax.Array],
           f"{name} takes a point x ~ ({dim},), got shape {x.shape}; "
           f"use jax.vmap(problem.fn) for a batch ~ (n, {dim})."
       )
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+      raise ValueError(f"{name} takes a real point x, got dtype {x.dtype}.")
     if not jnp.issubdtype(x.dtype, jnp.floating):
       x = x.astype(jnp.result_type(float))
     return raw(x)
@@ -146,7 +149,7 @@ def uniform_init(bounds: tuple[jax.Array, jax.Array]):
   lower, upper = bounds
 
   def init(key: jax.Array, n: int) -> jax.Array:
-    return _uniform(key, lower, upper, require_n(n))
+    return _uniform(check_key(key, "init: key"), lower, upper, require_n(n))
 
   return init
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from wonderland.landscape import check_key
 from wonderland.problems.base import checked_fn
 from wonderland.problems.base import points
 from wonderland.problems.base import Problem
@@ -56,6 +57,7 @@ def _sampler(name: str, n: int, dim: int, loss_on: Callable[[jax.Array, jax.Arra
       raise ValueError(
           f"{name}: batch_size must be an integer in [1, {n}], got {batch_size!r}."
       )
+    key = check_key(key, f"{name}: key")
     index = jax.random.choice(key, n, (int(batch_size),), replace=False)
     return checked_fn(name, dim, lambda x: loss_on(x, index))
 
@@ -198,7 +200,7 @@ def mlp_digits(hidden: int = 32, l2: float = 1e-4) -> Problem:
 
   def init(key: jax.Array, n_points: int) -> jax.Array:
     n_points = require_n(n_points)
-    return init_many(key, n_points)
+    return init_many(check_key(key, "init: key"), n_points)
 
   return Problem(
       name=name,
