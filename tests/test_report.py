@@ -153,3 +153,23 @@ def test_ranking_orders_by_problems_solved_then_mean_rank():
   assert (by["c"]["solved"], by["c"]["mean_rank"]) == (1, 3.0)
   assert (by["d"]["solved"], by["d"]["wins"], by["d"]["mean_rank"]) == (0, 0, 4.0)
   assert all(r["problems"] == 2 for r in table)
+
+
+def test_ranking_ties_gaps_that_differ_by_float32_noise_only():
+  # Two runs stuck in the same local minimum: gaps 24.873844 and 24.873842
+  # differ in the 8th digit, which is rounding, not a better optimizer.
+  inf = float("inf")
+  rows = [
+      dict(problem="p", optimizer="gd", median_steps_to_target=inf, median_final_gap=24.873842),
+      dict(problem="p", optimizer="momentum", median_steps_to_target=inf, median_final_gap=24.873844),
+      dict(problem="p", optimizer="adam", median_steps_to_target=inf, median_final_gap=24.9),
+  ]
+  by = {r["optimizer"]: r for r in report.ranking(rows)}
+  assert by["gd"]["mean_rank"] == by["momentum"]["mean_rank"] == 1.0
+  assert by["gd"]["wins"] == by["momentum"]["wins"] == 1
+  assert by["adam"]["mean_rank"] == 3.0
+  # With all the digits the noise decides, as it did before.
+  by = {r["optimizer"]: r for r in report.ranking(rows, gap_digits=12)}
+  assert by["momentum"]["mean_rank"] == 2.0
+  with pytest.raises(ValueError, match="gap_digits must be an integer >= 1, got 0"):
+    report.ranking(rows, gap_digits=0)

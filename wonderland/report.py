@@ -240,16 +240,23 @@ def ranking(
     *,
     steps_key: str = "median_steps_to_target",
     gap_key: str = "median_final_gap",
+    gap_digits: int = 5,
 ) -> list[dict[str, Any]]:
   """Ranks optimizers across problems from one summary row per cell.
 
   On each problem the optimizers are ordered by median steps to the target
   (fewest first) and, among those that tie (or all miss the target), by the
-  median final gap; tied cells share the best of their places (1 = best).
-  Missing, NaN or diverged results count as +inf.
+  median final gap rounded to ``gap_digits`` significant digits, so that runs
+  stuck in the same local minimum tie instead of being ordered by float32
+  noise (and the ranking can be rebuilt from the 6-digit ``summary.csv``);
+  tied cells share the best of their places (1 = best). Missing, NaN or
+  diverged results count as +inf.
 
   Args:
     rows: dicts with ``problem``, ``optimizer``, ``steps_key`` and ``gap_key``.
+    steps_key: the key of the median steps to the target.
+    gap_key: the key of the median final gap.
+    gap_digits: the significant digits at which two gaps tie, >= 1.
 
   Returns:
     One dict per optimizer, best first (most problems solved, then lowest mean
@@ -257,16 +264,23 @@ def ranking(
     reached), ``wins`` (problems where it ranks 1), ``mean_rank`` and
     ``problems``.
   """
+  if isinstance(gap_digits, bool) or not isinstance(gap_digits, int) or gap_digits < 1:
+    raise ValueError(f"gap_digits must be an integer >= 1, got {gap_digits!r}.")
+
   def number(x) -> float:
     x = math.inf if x is None else float(x)
     return math.inf if math.isnan(x) else x
+
+  def rounded(x) -> float:
+    x = number(x)
+    return float(f"{x:.{gap_digits}g}") if math.isfinite(x) else x
 
   by_problem: dict[str, list[Mapping[str, Any]]] = {}
   for row in rows:
     by_problem.setdefault(row["problem"], []).append(row)
   stats: dict[str, dict[str, Any]] = {}
   for cells in by_problem.values():
-    keys = [(number(r[steps_key]), number(r[gap_key])) for r in cells]
+    keys = [(number(r[steps_key]), rounded(r[gap_key])) for r in cells]
     for row, key in zip(cells, keys):
       place = 1 + sum(other < key for other in keys)
       st = stats.setdefault(row["optimizer"], {"optimizer": row["optimizer"],
