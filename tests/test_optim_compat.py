@@ -304,6 +304,8 @@ BAD = [
         r"decay must be in \[0, 1\); got 1\.0, a bfloat16 value \(optax\.inject_hyperparams casts .*hyperparam_dtype=jnp\.float32\)\.",
     ),
     (wo.scale_by_momentum, dict(decay=2.0), r"decay must be in \[0, 1\)"),
+    (wo.scale_by_momentum, dict(nesterov="no"), r"nesterov must be True or False, got 'no'\."),
+    (wo.scale_by_learning_rate, dict(learning_rate=0.1, flip_sign=0), r"flip_sign must be True or False, got 0\."),
     (wo.scale_by_learning_rate, dict(learning_rate=-1.0), r"learning_rate must be > 0 and finite"),
 ]
 

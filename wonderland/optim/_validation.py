@@ -115,3 +115,9 @@ def non_negative_integer(name: str, value: Any) -> None:
   """An integer ``0 <= value <= 2^31 - 1`` (a count, kept as an int32)."""
   check(name, value, f"in [0, {_INT32_MAX}]",
         lambda a: (a >= 0) & (a <= _INT32_MAX), integer=True)
+
+
+def boolean(name: str, value: Any) -> None:
+  """``True`` or ``False`` (a Python or NumPy bool): a switch, never traced."""
+  if not isinstance(value, (bool, np.bool_)):
+    raise ValueError(f"{name} must be True or False, got {value!r}.")

@@ -99,6 +99,7 @@ def scale_by_learning_rate(
     ValueError: if a concrete ``learning_rate`` is not > 0.
   """
   _validation.positive("learning_rate", learning_rate, schedule=True)
+  _validation.boolean("flip_sign", flip_sign)
   sign = -1 if flip_sign else 1
 
   def scale(updates, eta):
@@ -195,6 +196,7 @@ def scale_by_momentum(
     ValueError: if a concrete ``decay`` is outside [0, 1).
   """
   _validation.unit_interval("decay", decay)
+  _validation.boolean("nesterov", nesterov)
 
   def init_fn(params):
     return MomentumState(velocity=optax.tree.zeros_like(params))
