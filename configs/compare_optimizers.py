@@ -38,11 +38,12 @@ def get_config(variant: str = ""):
     raise ValueError(f"config variant must be 'quick' or empty, got {variant!r}.")
   quick = variant == "quick"
   config = ml_collections.ConfigDict()
-  # Comma-separated optimizer names: gd, normalized_gd, momentum, nesterov,
-  # adagrad, rmsprop, adam, armijo_gd, or any optax optimizer as optax.<name>
-  # (e.g. optax.lion). Each runs with its default hyperparameters but eta.
+  # Comma-separated distinct optimizer names: gd, normalized_gd, momentum,
+  # nesterov, adagrad, rmsprop, adam, armijo_gd, or any optax optimizer as
+  # optax.<name> (e.g. optax.lion or optax.lbfgs) that runs with a traced
+  # eta. Each runs with its default hyperparameters but eta.
   config.optimizers = "gd,momentum,adam" if quick else OPTIMIZERS
-  # Comma-separated problem names of ``wonderland.problems.names()``.
+  # Comma-separated distinct problem names of ``wonderland.problems.names()``.
   config.problems = "quadratic,rosenbrock" if quick else PROBLEMS
   # Condition number kappa = L / mu of the problem named "quadratic".
   config.kappa = 100.0
@@ -51,17 +52,20 @@ def get_config(variant: str = ""):
   # Rotate the quadratic's axes at random (key: seed), so that the diagonal
   # preconditioners (adagrad, rmsprop, adam) cannot exploit them.
   config.quadratic_rotated = True
-  # The learning-rate grid: num_lrs values log-spaced from lr_min to lr_max.
+  # The learning-rate grid: num_lrs values log-spaced from lr_min to lr_max,
+  # both positive normal float32 numbers (1.2e-38 to 3.4e38).
   config.lr_min = 1e-3
   config.lr_max = 3.0
   config.num_lrs = 3 if quick else 8
   # Initial points x_0 per (optimizer, problem, eta), drawn from Problem.init
-  # with jax.random.key(seed); the same points for every optimizer.
+  # with jax.random.key(seed), seed an integer in [0, 2**32); the same
+  # points for every optimizer.
   config.num_seeds = 2 if quick else 5
   config.seed = 0
   # Optimizer steps per run.
   config.steps = 30 if quick else 200
-  # A run reaches the target at the first t with f(x_t) - f* <= target_gap.
+  # A run reaches the target at the first t with f(x_t) - f* <= target_gap
+  # (finite, > 0).
   config.target_gap = 1e-3
   # Which cells share a compiled program: "all" (one program per problem
   # dimension: the fastest), "optimizer", "problem", or "cell" (one sweep per

@@ -25,15 +25,15 @@ def get_config(variant: str = ""):
     raise ValueError(f"config variant must be 'quick' or empty, got {variant!r}.")
   quick = variant == "quick"
   config = ml_collections.ConfigDict()
-  # Comma-separated input sizes d.
+  # Comma-separated distinct input sizes d.
   config.input_sizes = "4,64" if quick else "4,16,64,256"
-  # Comma-separated output sizes c.
+  # Comma-separated distinct output sizes c.
   config.output_sizes = "4,64" if quick else "4,16,64,256"
   # Hidden width h of f(x) = W_2 tanh(W_1 x).
   config.hidden = 16 if quick else 128
   # Timed calls per mode (interleaved); the median is reported.
   config.repeats = 3 if quick else 15
-  # Seed of W_1, W_2 and x.
+  # Seed of W_1, W_2 and x, an integer in [0, 2**32).
   config.seed = 0
   config.lock()
   return config

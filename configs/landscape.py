@@ -55,12 +55,13 @@ def get_config(variant: str = ""):
   # ... and for momentum (§1.3.2) with the same eta and this lambda.
   config.sin_cos_decay = 0.7
   # The x_sin_2x figure: the start x_0, the step size eta, the steps, and the
-  # comma-separated momentum lambdas drawn beside plain gradient descent.
+  # comma-separated distinct momentum lambdas drawn beside plain gradient
+  # descent. x_0 lies in x_sin_2x's box [-6, 6].
   config.x_sin_2x_x0 = 3.8
   config.x_sin_2x_lr = 0.05
   config.x_sin_2x_steps = 300
   config.x_sin_2x_decays = "0.3,0.9"
-  # Seed of the searches, the chords and the sin_cos starts.
+  # Seed of the searches, the chords and the sin_cos starts, in [0, 2**32).
   config.seed = 0
   config.lock()
   return config

@@ -8,11 +8,13 @@ learning-rate grid per optimizer, the best eta by the median over seeds.
 Command:  python experiments/compare_optimizers.py \
             --config=configs/real_data.py --workdir=runs/real_data
 Runtime:  about 50 seconds on a 2-core CPU (needs scikit-learn).
-Result:   the files of compare_optimizers in the workdir. Expected: on breast
-          cancer (f* known) every optimizer gets within 1e-2 of f* in at most
-          ~200 steps, armijo_gd and gd (with a large eta) first; on digits
-          (f* unknown: gaps are to the lowest loss any run reached) plain gd
-          misses the target in 300 steps, rmsprop and adagrad get there first.
+Result:   the files of compare_optimizers in the workdir. Expected (seed 0):
+          on breast cancer (f* known) every optimizer gets within 1e-2 of f*
+          in at most ~200 steps (rmsprop, the slowest, in 208), armijo_gd (15
+          steps) and gd with eta = 10 (19) first; on digits (f* unknown: gaps
+          are to the lowest loss any run reached) plain gd misses the target
+          in 300 steps and armijo_gd gets there first (47 steps), then rmsprop
+          (69) and adagrad (92): armijo_gd wins both problems.
 """
 
 import importlib.util

@@ -39,6 +39,27 @@ def _cmd(name, *flags, config=None):
           f"--config={config}", *flags]
 
 
+def _load_config(spec: str):
+  """The config that ``--config=spec`` (``path[:variant]``) selects."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path, _, variant = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location("_cfg", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(variant)
+
+
+# One override per run of the fixture, that must come back resolved in
+# config.json (values the tests below do not depend on).
+OVERRIDES = {
+    "compare_optimizers": ("target_gap", 0.002),
+    "real_data": ("target_gap", 0.02),
+    "convergence_rates": ("tolerance", 0.03),
+    "jacobians": ("repeats", 2),
+    "landscape": ("convexity_pairs", 100),
+}
+
+
 def _env():
   return dict(os.environ, JAX_PLATFORMS="cpu")
 
@@ -63,8 +84,10 @@ def runs(tmp_path_factory):
   procs = {}
   for name, cmd in jobs.items():
     workdir = base / name
+    key, value = OVERRIDES[name]
     procs[name] = (subprocess.Popen(
-        [*cmd, f"--workdir={workdir}"], stdout=subprocess.PIPE,
+        [*cmd, f"--config.{key}={value}", f"--workdir={workdir}"],
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env()), workdir)
   out = {}
   for name, (proc, workdir) in procs.items():
@@ -151,9 +174,15 @@ def test_summary_follows_the_median_protocol_on_every_run(runs):
 
 def test_every_experiment_saves_its_resolved_config(runs):
   for name in runs:
-    _, workdir = _ok(runs, name)
-    config = json.loads((workdir / "config.json").read_text())
-    assert config, name
+    result, workdir = _ok(runs, name)
+    saved = json.loads((workdir / "config.json").read_text())
+    # The whole config its --config selects, with the override applied.
+    spec = next(a for a in result.args if a.startswith("--config="))
+    expected = _load_config(spec.split("=", 1)[1]).to_dict()
+    key, value = OVERRIDES[name]
+    assert saved[key] == value != expected[key], name
+    expected[key] = value
+    assert saved == expected, name
 
 
 def test_compare_optimizers_report_references_existing_files(runs):
@@ -168,8 +197,12 @@ def test_compare_optimizers_report_references_existing_files(runs):
 
 def test_no_temporary_file_is_left(runs):
   for name in runs:
-    _, workdir = runs[name]
-    assert not [p for p in workdir.rglob(".*") if p.is_file()], name
+    _, workdir = _ok(runs, name)
+    files = [p for p in workdir.rglob("*") if p.is_file()]
+    # The run wrote its outputs (config.json last), and nothing else.
+    assert (workdir / "config.json").is_file(), name
+    assert len(files) >= 3, (name, files)
+    assert not [p for p in files if p.name.startswith(".")], name
 
 
 def test_real_data_config_runs_full_batch(runs):
@@ -177,11 +210,27 @@ def test_real_data_config_runs_full_batch(runs):
   rows = _csv(workdir / "summary.csv")
   assert {r["problem"] for r in rows} == {"logistic_breast_cancer"}
   # f* is known (Newton in float64): no run is below it beyond rounding.
-  fmin = problems.get("logistic_breast_cancer").fmin
+  problem = problems.get("logistic_breast_cancer")
   for row in rows:
-    assert float(row["median_final_value"]) >= fmin - 1e-4
-  for image in _images(workdir / "report.md"):
-    assert (workdir / image).is_file()
+    assert float(row["median_final_value"]) >= problem.fmin - 1e-4
+  # Full batch: every recorded f(x_t) is the loss on the whole data set, the
+  # deterministic Problem.fn, as a single minimize run of gd reproduces.
+  cell = co.load_cell(workdir / "cells" / "gd__logistic_breast_cancer.npz")
+  assert cell.values.shape == (2, 2, 20)
+  x0 = co.initial_points(problem, 0, 2)
+  for i, lr in enumerate(cell.learning_rates):
+    for s in range(2):
+      trace = run_lib.minimize(problem.fn, optim.gd(float(lr)),
+                               jnp.asarray(x0[s]), steps=20)
+      np.testing.assert_allclose(cell.values[i, s], trace.values, rtol=1e-4,
+                                 atol=1e-6)
+  # Not 2-D: loss curves and the two summary figures, no contours.
+  images = _images(workdir / "report.md")
+  assert sorted(images) == [
+      "figures/learning_rates.png", "figures/loss_logistic_breast_cancer.png",
+      "figures/performance_profile.png"]
+  for image in images:
+    assert (workdir / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _quick_config(**overrides):
@@ -218,6 +267,8 @@ def test_resume_reads_finished_cells_and_a_killed_run_loses_only_its_batch(
   for name in cells:
     assert co.load_cell(tmp_path / "cells" / name) is not None
   assert not (tmp_path / "summary.csv").exists()
+  # config.json describes finished outputs only: the killed run wrote none.
+  assert not (tmp_path / "config.json").exists()
 
   calls.clear()
   monkeypatch.setattr(co, "run_batch", lambda *a, **k: (calls.append(a), real(*a, **k))[1])
@@ -225,6 +276,7 @@ def test_resume_reads_finished_cells_and_a_killed_run_loses_only_its_batch(
   # Only momentum and adam are computed now.
   assert [len(a[1]) for a in calls] == [1, 1]
   assert len(rows) == 6
+  assert json.loads((tmp_path / "config.json").read_text()) == config.to_dict()
 
   def must_not_run(*args, **kwargs):
     raise AssertionError("a finished cell was recomputed")
@@ -237,6 +289,8 @@ def test_resume_reads_finished_cells_and_a_killed_run_loses_only_its_batch(
   changed = _quick_config(batching="optimizer", plots=False, steps=31)
   with pytest.raises(AssertionError, match="recomputed"):
     co.run(changed, str(tmp_path))
+  # The failed run left the previous run's config.json.
+  assert json.loads((tmp_path / "config.json").read_text())["steps"] == 30
 
 
 def test_batched_cells_equal_single_runs():
@@ -395,8 +449,8 @@ def test_convergence_rates_bad_input():
   result = _run(_cmd("convergence_rates", "--config.kappas=10,0.5",
                      "--workdir=/tmp/unused_rates"))
   assert result.returncode != 0
-  assert "config.kappas must be comma-separated numbers > 1, got '10,0.5'" in (
-      result.stderr)
+  assert ("config.kappas must be comma-separated numbers in (1, 1e+15], got "
+          "'10,0.5'") in result.stderr
   assert "Traceback" not in result.stderr
   with pytest.raises(ValueError, match="name must be one of gd"):
     cr.method("adam", 10.0, 1.0)
@@ -412,8 +466,10 @@ def test_jacobians_table_and_heat_maps(runs):
   assert len(rows) == 2 * 2 * 2 * 3
   assert {r["mode"] for r in rows} == {"fwd", "rev", "auto"}
   assert all(float(r["seconds"]) > 0 for r in rows)
-  for image in _images(workdir / "report.md"):
-    assert (workdir / image).is_file()
+  images = _images(workdir / "report.md")
+  assert images == ["jacobians_jit.png", "jacobians_eager.png"]
+  for image in images:
+    assert (workdir / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   assert "auto chose the faster mode" in result.stdout
   # auto's rule: forward mode when c >= d.
   checked = 0
@@ -445,10 +501,14 @@ def test_landscape_points_convexity_and_momentum(runs):
   assert float(ends["momentum lambda=0.3"]["end"]) == pytest.approx(2.4566, abs=1e-3)
   assert abs(float(ends["momentum lambda=0.9"]["end"])) < 1e-3
   assert {r["kind"] for r in ends.values()} == {"minimum"}
-  for r in _csv(workdir / "sin_cos.csv"):
+  sin_cos = _csv(workdir / "sin_cos.csv")
+  assert len(sin_cos) == 2 * 2  # 2 starts x (gd, momentum)
+  for r in sin_cos:
     assert float(r["grad_norm"]) < 1e-4
-  for image in _images(workdir / "report.md"):
-    assert (workdir / image).is_file()
+  images = _images(workdir / "report.md")
+  assert images == ["sin_cos.png", "x_sin_2x.png"]
+  for image in images:
+    assert (workdir / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_landscape_rejects_large_problems():
@@ -472,3 +532,245 @@ def test_atomic_write_keeps_the_old_file_when_killed(tmp_path, monkeypatch):
     experiment.atomic_write(path, "new, half written")
   assert path.read_text() == "old\n"
   assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
+
+
+# --- bad input: one sentence, exit 2, nothing in the workdir touched ----------
+
+
+def _snapshot(workdir: Path) -> dict[str, bytes | None]:
+  """Every file (its bytes) and directory (None) under workdir."""
+  return {str(p.relative_to(workdir)): p.read_bytes() if p.is_file() else None
+          for p in sorted(workdir.rglob("*"))}
+
+
+def _previous_run(workdir: Path) -> dict[str, bytes | None]:
+  """Fills workdir with a previous run's files; returns their snapshot."""
+  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / "config.json").write_text('{"from": "the previous run"}\n')
+  (workdir / "summary.csv").write_text("previous,results\n")
+  return _snapshot(workdir)
+
+
+def _assert_refused(result, message: str, workdir: Path, before) -> None:
+  assert result.returncode == 2, result.stderr[-3000:]
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1, result.stderr[-3000:]
+  assert lines[0].startswith("error: ") and message in lines[0], lines[0]
+  assert "Traceback" not in result.stderr
+  assert _snapshot(workdir) == before
+
+
+_SEED = "99999999999999999999999"
+_SEED_MESSAGE = (f"config.seed must be an integer in [0, 2**32) (jax.random "
+                 f"keys are uint32), got {_SEED}.")
+_FIT = "config.max_steps, config.fit_from and config.decrease leave "
+
+
+@pytest.mark.parametrize(
+    "name, flags, message",
+    [
+        # Not finite, or not a float32 once cast.
+        ("compare_optimizers", ["--config.target_gap=inf"],
+         "config.target_gap must be a finite positive number, got inf."),
+        ("compare_optimizers", ["--config.lr_max=inf"],
+         "config.lr_max must be a finite positive number, got inf."),
+        ("compare_optimizers", ["--config.lr_max=1e39"],
+         "config.lr_max must be a positive number that float32 represents "
+         "(from 1.18e-38 to 3.4e+38), got 1e+39."),
+        ("compare_optimizers", ["--config.lr_min=1e-300"],
+         "config.lr_min must be a positive number that float32 represents"),
+        ("compare_optimizers", ["--config.lr_min=nan"],
+         "config.lr_min must be a finite positive number, got nan."),
+        ("landscape", ["--config.sin_cos_lr=inf"],
+         "config.sin_cos_lr must be a finite positive number, got inf."),
+        ("landscape", ["--config.x_sin_2x_lr=inf"],
+         "config.x_sin_2x_lr must be a finite positive number, got inf."),
+        ("landscape", ["--config.x_sin_2x_x0=nan"],
+         "config.x_sin_2x_x0 must be a finite number, got nan."),
+        ("landscape", ["--config.x_sin_2x_x0=7.0"],
+         "config.x_sin_2x_x0 must be in x_sin_2x's box [-6, 6]"),
+        # Seeds: uint32.
+        ("compare_optimizers", [f"--config.seed={_SEED}"], _SEED_MESSAGE),
+        ("compare_optimizers", ["--config.seed=-1"],
+         "config.seed must be an integer in [0, 2**32)"),
+        ("convergence_rates", [f"--config.seed={_SEED}"], _SEED_MESSAGE),
+        ("jacobians", [f"--config.seed={_SEED}"], _SEED_MESSAGE),
+        ("landscape", [f"--config.seed={_SEED}"], _SEED_MESSAGE),
+        # Too few steps in the fit window, the float32 floor of decrease.
+        ("convergence_rates", ["--config.max_steps=2"],
+         _FIT + "2 of gd's 2 steps at kappa=10 in the fit window"),
+        ("convergence_rates", ["--config.kappas=1.00001"],
+         _FIT + "2 of gd's 2 steps at kappa=1.00001"),
+        ("convergence_rates", ["--config.fit_from=0.99", "--config.kappas=10"],
+         _FIT + "1 of gd's 92 steps at kappa=10"),
+        ("convergence_rates", ["--config.decrease=1e-300"],
+         "config.decrease must be in [1e-18, 1) (the errors are float32"),
+        ("convergence_rates", ["--config.kappas=1e16"],
+         "config.kappas must be comma-separated numbers in (1, 1e+15], got "
+         "'1e16'."),
+        # Duplicates.
+        ("compare_optimizers", ["--config.optimizers=gd,gd"],
+         "config.optimizers must list each entry once, got 'gd,gd' ('gd' more "
+         "than once)."),
+        ("convergence_rates", ["--config.kappas=10,10"],
+         "config.kappas must list each entry once, got '10,10' (10.0 more "
+         "than once)."),
+        ("convergence_rates", ["--config.methods=gd,gd"],
+         "config.methods must list each entry once, got 'gd,gd'"),
+        ("jacobians", ["--config.input_sizes=4,4"],
+         "config.input_sizes must list each entry once, got '4,4'"),
+        ("jacobians", ["--config.input_sizes=4,5000000"],
+         "config.input_sizes must be comma-separated integers in [1, 65536], "
+         "got '4,5000000'."),
+        ("landscape", ["--config.x_sin_2x_decays=0.3,0.3"],
+         "config.x_sin_2x_decays must list each entry once"),
+        # An unknown key with a --config other than the default, both forms.
+        ("compare_optimizers",
+         ["--config=configs/real_data.py", "--config.bogus=1"],
+         "--config.bogus is not a key of the config; valid keys are batching, "
+         "kappa, lr_max, lr_min, num_lrs, num_seeds, optimizers, plots, "),
+        ("compare_optimizers",
+         ["--config", "configs/compare_optimizers.py:quick",
+          "--config.stepz=1"],
+         "--config.stepz is not a key of the config; valid keys are batching"),
+        ("compare_optimizers",
+         ["--config=configs/compare_optimizers.py:quick", "--noconfig.plotz"],
+         "--config.plotz is not a key of the config; valid keys are batching"),
+        ("landscape",
+         ["--config=configs/landscape.py:quick", "--config.nope=1"],
+         "--config.nope is not a key of the config; valid keys are "
+         "convexity_pairs"),
+    ],
+)
+def test_bad_config_is_refused_before_anything_is_written(tmp_path, name,
+                                                          flags, message):
+  workdir = tmp_path / "run"
+  before = _previous_run(workdir)
+  if not any(f == "--config" or f.startswith("--config=") for f in flags):
+    flags = [f"--config={ROOT}/configs/{name}.py:quick", *flags]
+  cmd = [sys.executable, str(ROOT / "experiments" / f"{name}.py"), *flags,
+         f"--workdir={workdir}"]
+  _assert_refused(_run(cmd), message, workdir, before)
+
+
+@pytest.mark.parametrize("blocker", ["cells", "figures"])
+def test_a_file_where_a_subdirectory_goes_is_one_sentence(tmp_path, blocker):
+  workdir = tmp_path / "run"
+  _previous_run(workdir)
+  (workdir / blocker).write_text("not a directory\n")
+  before = _snapshot(workdir)
+  result = _run(_cmd("compare_optimizers", f"--workdir={workdir}"))
+  _assert_refused(
+      result, f"--workdir must be a directory in which {blocker}/ can be "
+      f"made, got '{workdir}' (a file of that name is in the way: "
+      f"'{workdir / blocker}').", workdir, before)
+
+
+def test_an_empty_workdir_is_refused(tmp_path):
+  result = subprocess.run(_cmd("convergence_rates", "--workdir="),
+                          capture_output=True, text=True, cwd=tmp_path,
+                          env=_env(), timeout=120)
+  _assert_refused(result, "--workdir must name a directory, got ''", tmp_path,
+                  {})
+
+
+def test_config_checks_refuse_inf_nan_huge_and_repeated_values(tmp_path):
+  for value in (math.inf, math.nan, -1.0, 0, True, "1"):
+    with pytest.raises(experiment.ConfigError, match="config.k must be a"):
+      experiment.require_positive("k", value)
+  # An int too large for a float64 is not taken either.
+  with pytest.raises(experiment.ConfigError, match="a positive integer"):
+    experiment.require_positive("k", 10**400, integer=True)
+  experiment.require_positive("k", 10**300, integer=True)
+  with pytest.raises(experiment.ConfigError, match="float32 represents"):
+    experiment.require_positive("k", 10**300, float32=True)
+  experiment.require_positive("k", 1.2e-38, float32=True)
+  for value in (math.nan, -math.inf, None):
+    with pytest.raises(experiment.ConfigError, match="a finite number"):
+      experiment.require_finite("x0", value)
+  experiment.require_seed("seed", 2**32 - 1)
+  for value in (2**32, -1, 1.0, True):
+    with pytest.raises(experiment.ConfigError, match=r"\[0, 2\*\*32\)"):
+      experiment.require_seed("seed", value)
+  with pytest.raises(experiment.ConfigError, match="'a' more than once"):
+    experiment.split_names("names", "a, b,a", ["a", "b"])
+  assert experiment._config_arg(["--config", "p.py:quick", "--config.x=1"]) == (
+      "p.py:quick")
+  assert experiment._config_arg(["--config=p.py", "--workdir=w"]) == "p.py"
+  # A failed subdirectory check makes none of them.
+  (tmp_path / "figures").write_text("")
+  with pytest.raises(experiment.ConfigError, match="figures/ can be made"):
+    experiment.prepare_workdir(tmp_path, ("cells", "figures"))
+  assert not (tmp_path / "cells").exists()
+
+
+# --- optax optimizers that must run traced -----------------------------------
+
+
+def test_optax_lbfgs_runs_end_to_end(tmp_path):
+  # Only eta is traced (sweep and best_paths): lbfgs's `if memory_size < 1`
+  # sees its Python default.
+  config = _quick_config(optimizers="optax.lbfgs", problems="booth", steps=5,
+                         num_lrs=2, num_seeds=1, plots=False)
+  rows = co.run(config, str(tmp_path))
+  assert [(r["optimizer"], r["problem"]) for r in rows] == [
+      ("optax.lbfgs", "booth")]
+  cell = co.load_cell(tmp_path / "cells" / "optax.lbfgs__booth.npz")
+  assert cell.path.shape == (6, 2) and np.isfinite(cell.path).all()
+
+
+def test_an_optax_factory_that_fails_traced_is_refused(monkeypatch):
+  def picky_sgd(learning_rate, momentum=None):
+    if learning_rate > 1.0:  # a Python bool of a traced eta
+      raise ValueError("learning_rate must be at most 1.")
+    return optax.sgd(learning_rate, momentum)
+
+  monkeypatch.setattr(optax, "picky_sgd", picky_sgd, raising=False)
+  with pytest.raises(
+      experiment.ConfigError,
+      match=r"^config.optimizers has 'optax.picky_sgd', which fails "
+      r"\(TracerBoolConversionError\) when its learning rate is a traced "
+      r"value"):
+    co.optimizer_factory("optax.picky_sgd")
+
+
+# --- convergence_rates: keys of large kappas, fits that cannot be made --------
+
+
+def _rates_config(**overrides):
+  config = _load_config(f"{ROOT}/configs/convergence_rates.py:quick")
+  config.unlock()
+  config.update(overrides)
+  config.lock()
+  return config
+
+
+def test_kappa_keys_keep_the_old_derivation_below_2_32(tmp_path):
+  key = jax.random.key(0)
+  same = jax.random.key_data
+  np.testing.assert_array_equal(same(cr.kappa_key(key, 10.0)),
+                                same(jax.random.fold_in(key, 10)))
+  big = same(cr.kappa_key(key, 5e9))
+  assert not np.array_equal(big, same(cr.kappa_key(key, 6e9)))
+  rows = cr.run(_rates_config(kappas="5e9", methods="gd", dim=2,
+                              max_steps=20), str(tmp_path))
+  assert [(r["method"], r["kappa"], r["steps"]) for r in rows] == [
+      ("gd", 5e9, 20)]
+  assert (tmp_path / "config.json").is_file()
+
+
+def test_a_fit_that_fails_at_run_time_is_one_sentence(tmp_path, monkeypatch):
+  (tmp_path / "config.json").write_text("previous\n")
+
+  def no_fit(errors, *, fit_from):
+    raise ValueError("errors must hold at least 3 positive finite values for "
+                     "t >= 0.5 * 4, got 2.")
+
+  monkeypatch.setattr(cr, "fit_rate", no_fit)
+  with pytest.raises(
+      experiment.ConfigError,
+      match=r"^config.max_steps, config.fit_from and config.decrease leave no "
+      r"rate to fit for gd at kappa=10 \(errors must hold at least 3 .*got "
+      r"2\)\.$"):
+    cr.run(_rates_config(methods="gd", kappas="10", dim=2), str(tmp_path))
+  assert (tmp_path / "config.json").read_text() == "previous\n"

@@ -47,7 +47,8 @@ def test_run_returns_the_fitted_order(tmp_path):
     "flags, message",
     [
         (["--config.num_h=1"], "config.num_h must be at least 2"),
-        (["--config.dx=-0.1"], "config.dx must be a positive number, got -0.1"),
+        (["--config.dx=-0.1"],
+         "config.dx must be a finite positive number, got -0.1"),
         (["--config.bogus=3"], "--config.bogus is not a key of the config; valid keys are dx"),
         (["--config.num_h=abc"], "--config.num_h=abc"),
         (["--platform=xpu"], "cpu|gpu|tpu"),
@@ -95,3 +96,65 @@ def test_gpu_platform_leaves_the_plugin_to_jax(monkeypatch):
   with pytest.raises(experiment.ConfigError, match="got 'tpu', which JAX"):
     experiment.set_platform("tpu")
   assert updates[-1] == ("jax_platforms", "tpu")
+
+
+def _snapshot(workdir):
+  return {str(p.relative_to(workdir)): p.read_bytes()
+          for p in sorted(workdir.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--config.x0=inf"], "config.x0 must be a finite number, got inf."),
+        (["--config.x0=nan"], "config.x0 must be a finite number, got nan."),
+        (["--config.x0=1e30"],
+         "config.x0 and config.dx must keep |x0| + dx at most 1e+18"),
+        (["--config.dx=inf"],
+         "config.dx must be a finite positive number, got inf."),
+        (["--config.h_max=1e30"],
+         "config.h_max must be at most 10 (Taylor's order 2 is a limit "
+         "h -> 0, and f overflows float32 near h = 100), got 1e+30."),
+        (["--config.num_h=60"],
+         "config.num_h and config.h_max must keep the smallest step "
+         "h_max / 2^(num_h - 1) at least 0.001 (below, float32 rounding of f "
+         "swamps the error ~h^2), got num_h=60 and h_max=0.5 (smallest step "
+         "8.67e-19)."),
+    ],
+)
+def test_values_that_give_garbage_are_refused(tmp_path, flags, message):
+  (tmp_path / "config.json").write_text('{"from": "the previous run"}\n')
+  (tmp_path / "taylor.csv").write_text("h,error\n")
+  before = _snapshot(tmp_path)
+  result = _run(f"--config={ROOT}/configs/taylor.py:quick", *flags,
+                f"--workdir={tmp_path}")
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), (
+      result.stderr)
+  assert "Traceback" not in result.stderr
+  assert _snapshot(tmp_path) == before
+
+
+def test_an_empty_workdir_is_refused_not_the_current_directory(tmp_path):
+  result = _run(f"--config={ROOT}/configs/taylor.py:quick", "--workdir=",
+                cwd=tmp_path)
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines() == [
+      "error: --workdir must name a directory, got '' (an empty workdir "
+      "would write into the current directory)."]
+  assert not list(tmp_path.iterdir())
+
+
+def test_a_failed_run_keeps_the_previous_config_json(tmp_path, monkeypatch):
+  from configs import taylor as taylor_config  # pylint: disable=g-import-not-at-top
+  (tmp_path / "config.json").write_text("previous\n")
+
+  def broken(*args, **kwargs):
+    raise RuntimeError("the run failed after its checks")
+
+  monkeypatch.setattr(taylor.derivatives, "fitted_order", broken)
+  with pytest.raises(RuntimeError, match="after its checks"):
+    taylor.run(taylor_config.get_config("quick"), str(tmp_path))
+  assert (tmp_path / "config.json").read_text() == "previous\n"
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]

@@ -21,12 +21,15 @@ Resume: each finished cell is saved as ``cells/<optimizer>__<problem>.npz``
 determines it (steps, grid, seeds, the problem's parameters). A rerun with the
 same workdir reads matching cells back and computes only the others; a run
 killed at any moment loses at most the batch in flight. Every other output
-(``summary.csv``, ``results.jsonl``, ``report.md``, the figures,
-``config.json``) is rebuilt from the cells and written atomically.
+(``summary.csv``, ``results.jsonl``, ``report.md``, the figures) is rebuilt
+from the cells and written atomically; ``config.json`` is written last, so a
+run that fails (or is killed) leaves the previous one's as it was. Resume does
+not read it: each cell carries its own fingerprint.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 import zlib
@@ -63,6 +66,7 @@ __all__ = [
     "Batch",
     "Cell",
     "optimizer_factory",
+    "inject_hyperparams",
     "run_batch",
     "best_paths",
     "initial_points",
@@ -96,12 +100,56 @@ _STDOUT_COLUMNS = {
 # --- optimizers and problems behind a switch ---------------------------------
 
 
+def inject_hyperparams(make: Callable[..., optax.GradientTransformation],
+                       traced: Sequence[str]):
+  """``optax.inject_hyperparams(make)`` that traces the names ``traced`` only.
+
+  Every other argument of ``make``, given or left at its default, stays the
+  Python value a direct call would use (as in ``wonderland.sweep``): a traced
+  default would break a factory's Python checks (``optax.lbfgs``'s
+  ``if memory_size < 1``).
+  """
+  try:
+    params = list(inspect.signature(make).parameters.values())
+  except (TypeError, ValueError):
+    params = []
+  kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+           inspect.Parameter.KEYWORD_ONLY)
+  static = tuple(p.name for p in params
+                 if p.kind in kinds and p.name not in traced)
+  return optax.inject_hyperparams(make, static_args=static)
+
+
+def _traced_failure(factory) -> str | None:
+  """None if ``factory`` runs with a traced eta as the job runs it, else why.
+
+  The job runs every optimizer under ``jax.vmap`` over a traced learning rate
+  (``wonderland.sweep``, ``best_paths``); this traces two steps of
+  ``run.minimize`` on f(x) = ||x||^2 (``jax.eval_shape``: nothing is
+  compiled or run).
+  """
+  make = inject_hyperparams(factory, ("learning_rate",))
+  x0 = jnp.ones(2, jnp.float32)
+
+  def one(lr):
+    trace = run_lib.minimize(lambda x: jnp.sum(x**2), make(learning_rate=lr),
+                             x0, steps=2, keep_path=True)
+    return trace.path
+
+  try:
+    jax.eval_shape(jax.vmap(one), jax.ShapeDtypeStruct((2,), jnp.float32))
+  except Exception as e:  # pylint: disable=broad-except
+    return type(e).__name__
+  return None
+
+
 def optimizer_factory(name: str) -> Callable[..., optax.GradientTransformation]:
   """The factory ``learning_rate -> GradientTransformation`` named ``name``.
 
   Args:
     name: a key of ``OPTIMIZERS`` or ``optax.<name>`` for an optax optimizer
-      whose first argument is ``learning_rate`` (e.g. ``optax.lion``).
+      whose first argument is ``learning_rate`` (e.g. ``optax.lion``) and
+      that runs with a traced learning rate (checked by tracing two steps).
 
   Raises:
     experiment.ConfigError: for any other name.
@@ -121,7 +169,15 @@ def optimizer_factory(name: str) -> Callable[..., optax.GradientTransformation]:
       except Exception:  # pylint: disable=broad-except
         ok = False
     if ok:
-      return factory
+      failure = _traced_failure(factory)
+      if failure is None:
+        return factory
+      raise experiment.ConfigError(
+          f"config.optimizers has {name!r}, which fails ({failure}) when its "
+          f"learning rate is a traced value, as the sweep over eta needs; "
+          f"valid names are {valid} for an optax optimizer that runs traced "
+          f"(such as optax.lion or optax.sgd)."
+      )
     raise experiment.ConfigError(
         f"config.optimizers has {name!r}, which is not an optax optimizer "
         f"taking learning_rate (such as optax.lion or optax.sgd); valid names "
@@ -230,7 +286,8 @@ def best_paths(
   x0 = np.asarray(x0, np.float32)
   n_o, n_p = len(factories), len(fns)
   program = _program(fns, factories)
-  factory = optax.inject_hyperparams(program.make_optimizer)
+  traced = ("learning_rate", "index") if program.stacked else ("learning_rate",)
+  factory = inject_hyperparams(program.make_optimizer, traced)
 
   def one(lr, index, k):
     if program.stacked:
@@ -294,17 +351,16 @@ def validate(config: ml_collections.ConfigDict) -> _Plan:
   )
   for key in ("steps", "num_lrs", "num_seeds"):
     experiment.require_positive(key, config[key], integer=True)
-  for key in ("lr_min", "lr_max", "target_gap"):
-    experiment.require_positive(key, config[key])
+  # The grid is cast to float32: eta must stay finite and > 0 there.
+  for key in ("lr_min", "lr_max"):
+    experiment.require_positive(key, config[key], float32=True)
+  experiment.require_positive("target_gap", config.target_gap)
   if config.lr_min > config.lr_max:
     raise experiment.ConfigError(
         f"config.lr_min must be at most config.lr_max, got lr_min="
         f"{config.lr_min!r} and lr_max={config.lr_max!r}."
     )
-  if not isinstance(config.seed, int) or isinstance(config.seed, bool):
-    raise experiment.ConfigError(
-        f"config.seed must be an integer, got {config.seed!r}."
-    )
+  experiment.require_seed("seed", config.seed)
   if config.batching not in BATCHING:
     raise experiment.ConfigError(
         f"config.batching must be one of {', '.join(BATCHING)}, got "
@@ -451,9 +507,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
     The summary rows (one per optimizer x problem).
   """
   plan = validate(config)
-  out = experiment.prepare_workdir(workdir)
-  (out / "cells").mkdir(exist_ok=True)
-  experiment.save_config(config, out)
+  out = experiment.prepare_workdir(
+      workdir, ("cells", "figures") if config.plots else ("cells",)
+  )
   start = time.perf_counter()
 
   cells: dict[tuple[str, str], Cell] = {}
@@ -499,6 +555,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
   experiment.atomic_write(
       out / "report.md", compare_report.report_md(config, plan, rows, figs, out, cells)
   )
+  experiment.save_config(config, out)
   table = [{_STDOUT_COLUMNS[k]: r[k] for k in _STDOUT_COLUMNS} for r in rows]
   print(report.format_table(table, list(_STDOUT_COLUMNS.values())))
   print(f"\nranking (solved: median run reaches a gap of {config.target_gap:g}):")

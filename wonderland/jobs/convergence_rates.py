@@ -18,12 +18,21 @@ root of the characteristic polynomial, so there e_t ~ (a + b t) r^t, not
 c r^t: fitting log e_t by a straight line is biased by log(t)/t. The fit is
 therefore log e_t = c_0 + c_1 log t + t log r by least squares over the tail
 t >= fit_from * steps (for gd, c_1 comes out ~ 0), and the measured rate is
-exp(log r).
+exp(log r). A run lasts steps = min(ceil(log(decrease) / log r_theory),
+max_steps); ``validate`` checks up front that every fit window holds at least
+3 steps and that decrease >= DECREASE_MIN = 1e-18: e_t is computed in float32,
+whose squares underflow below (1.2e-38)^(1/2) ~ 1.1e-19.
+
+Keys. The rotation of A and x_0 for one kappa come from
+fold_in(key(seed), int(kappa)) for kappa < 2^32 (as in earlier versions, so
+the README's numbers stay valid) and from fold_in(key(seed), crc32(repr(kappa)))
+above, where int(kappa) does not fit fold_in's uint32.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -38,9 +47,16 @@ from wonderland import problems
 from wonderland import report
 from wonderland import run as run_lib
 
-__all__ = ["METHODS", "Method", "method", "fit_rate", "validate", "run"]
+__all__ = ["METHODS", "Method", "method", "fit_rate", "num_steps",
+           "kappa_key", "validate", "run"]
 
 COLUMNS = ("method", "kappa", "measured", "theory")
+# The smallest config.decrease: the last errors, ~ decrease * ||x_0 - x*||,
+# must stay above ~1.1e-19, below which their float32 squares underflow.
+DECREASE_MIN = 1e-18
+# The largest kappa: above ~1e16, gd's rate (kappa - 1)/(kappa + 1) rounds to
+# 1 in float64 and there is no contraction to measure.
+KAPPA_MAX = 1e15
 
 
 class Method(NamedTuple):
@@ -132,15 +148,35 @@ def fit_rate(errors, *, fit_from: float = 0.5) -> float:
   return float(np.exp(coef[2]))
 
 
+def num_steps(theory: float, decrease: float, max_steps: int) -> int:
+  """Steps until theory predicts e_t / e_0 <= decrease, at most max_steps."""
+  return min(int(math.ceil(math.log(decrease) / math.log(theory))),
+             int(max_steps))
+
+
+def _fit_size(steps: int, fit_from: float) -> int:
+  """How many t = 1..steps ``fit_rate`` keeps (t >= fit_from * steps)."""
+  return steps - max(1, math.ceil(fit_from * steps)) + 1
+
+
+def kappa_key(key: jax.Array, kappa: float) -> jax.Array:
+  """The key of one kappa: fold_in by int(kappa), or crc32(repr) above 2^32."""
+  if kappa < 2**32:
+    return jax.random.fold_in(key, int(kappa))
+  return jax.random.fold_in(key, zlib.crc32(repr(float(kappa)).encode()))
+
+
 def _floats(key: str, value: str) -> list[float]:
   try:
     out = [float(v) for v in str(value).split(",") if v.strip()]
   except ValueError:
     out = []
-  if not out or any(not math.isfinite(v) or v <= 1 for v in out):
+  if not out or any(not 1 < v <= KAPPA_MAX for v in out):
     raise experiment.ConfigError(
-        f"config.{key} must be comma-separated numbers > 1, got {value!r}."
+        f"config.{key} must be comma-separated numbers in (1, {KAPPA_MAX:g}], "
+        f"got {value!r}."
     )
+  experiment.require_distinct(key, out, value)
   return out
 
 
@@ -160,14 +196,29 @@ def validate(config: ml_collections.ConfigDict):
     )
   experiment.require_positive("max_steps", config.max_steps, integer=True)
   experiment.require_positive("tolerance", config.tolerance)
-  if not 0 < config.decrease < 1:
+  if not DECREASE_MIN <= config.decrease < 1:
     raise experiment.ConfigError(
-        f"config.decrease must be in (0, 1), got {config.decrease!r}."
+        f"config.decrease must be in [{DECREASE_MIN:g}, 1) (the errors are "
+        f"float32, whose squares underflow below ~1e-19), got "
+        f"{config.decrease!r}."
     )
   if not 0 <= config.fit_from < 1:
     raise experiment.ConfigError(
         f"config.fit_from must be in [0, 1), got {config.fit_from!r}."
     )
+  experiment.require_seed("seed", config.seed)
+  for kappa in kappas:
+    for name in methods:
+      steps = num_steps(method(name, kappa, 1.0).theory, config.decrease,
+                        config.max_steps)
+      if _fit_size(steps, config.fit_from) < 3:
+        raise experiment.ConfigError(
+            f"config.max_steps, config.fit_from and config.decrease leave "
+            f"{_fit_size(steps, config.fit_from)} of {name}'s {steps} steps "
+            f"at kappa={kappa:g} in the fit window t >= fit_from * steps, "
+            f"which needs at least 3 (got max_steps={config.max_steps!r}, "
+            f"fit_from={config.fit_from!r}, decrease={config.decrease!r})."
+        )
   return kappas, methods
 
 
@@ -179,13 +230,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
   """
   kappas, methods = validate(config)
   out = experiment.prepare_workdir(workdir)
-  experiment.save_config(config, out)
   key = jax.random.key(config.seed)
   rows, panels, dashed = [], {}, {}
   for name in methods:
     panels[name], dashed[name] = {}, {}
   for kappa in kappas:
-    rot_key, x_key = jax.random.split(jax.random.fold_in(key, int(kappa)))
+    rot_key, x_key = jax.random.split(kappa_key(key, kappa))
     problem = problems.get("quadratic", kappa=kappa, dim=config.dim,
                            key=rot_key)
     lipschitz, mu = problem.smoothness, problem.strong_convexity
@@ -193,12 +243,18 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
     x0 = problem.init(x_key, 1)[0]
     for name in methods:
       m = method(name, lipschitz, mu)
-      steps = min(int(math.ceil(math.log(config.decrease) / math.log(m.theory))),
-                  int(config.max_steps))
+      steps = num_steps(m.theory, config.decrease, config.max_steps)
       trace = run_lib.minimize(problem.fn, m.optimizer, x0, steps=steps,
                                keep_path=True)
       errors = np.linalg.norm(np.asarray(trace.path) - x_star, axis=1)
-      measured = fit_rate(errors, fit_from=config.fit_from)
+      try:
+        measured = fit_rate(errors, fit_from=config.fit_from)
+      except ValueError as e:
+        raise experiment.ConfigError(
+            f"config.max_steps, config.fit_from and config.decrease leave no "
+            f"rate to fit for {name} at kappa={kappa:g} "
+            f"({str(e).rstrip('.')})."
+        ) from None
       rel = abs(measured - m.theory) / m.theory
       rows.append({"method": name, "kappa": kappa, "measured": measured,
                    "theory": m.theory, "relative_error": rel, "steps": steps,
@@ -228,4 +284,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
   print(f"\nworst relative error {worst:.2e}: {verdict} the tolerance "
         f"{config.tolerance:g}; wrote {out / 'rates.csv'} and "
         f"{out / 'rates.png'}")
+  experiment.save_config(config, out)
   return rows

@@ -72,16 +72,22 @@ def time_modes(
   return first, {n: statistics.median(s) for n, s in samples.items()}
 
 
+# The largest input or output size: a (c, d) Jacobian of 2^16 x 2^16 float32
+# is already 16 GiB (and the per-cell key, 1000 d + c, must fit a uint32).
+_MAX_SIZE = 2**16
+
+
 def _sizes(key: str, value: str) -> list[int]:
   try:
     sizes = [int(v) for v in str(value).split(",") if v.strip()]
   except ValueError:
     sizes = []
-  if not sizes or any(s < 1 for s in sizes):
+  if not sizes or any(not 1 <= s <= _MAX_SIZE for s in sizes):
     raise experiment.ConfigError(
-        f"config.{key} must be comma-separated positive integers, got "
-        f"{value!r}."
+        f"config.{key} must be comma-separated integers in [1, {_MAX_SIZE}], "
+        f"got {value!r}."
     )
+  experiment.require_distinct(key, sizes, value)
   return sizes
 
 
@@ -95,6 +101,7 @@ def validate(config: ml_collections.ConfigDict) -> tuple[list[int], list[int]]:
   cs = _sizes("output_sizes", config.output_sizes)
   experiment.require_positive("hidden", config.hidden, integer=True)
   experiment.require_positive("repeats", config.repeats, integer=True)
+  experiment.require_seed("seed", config.seed)
   return ds, cs
 
 
@@ -124,7 +131,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
   """
   ds, cs = validate(config)
   out = experiment.prepare_workdir(workdir)
-  experiment.save_config(config, out)
   key = jax.random.key(config.seed)
   raw, rows = [], []
   for jit in (True, False):
@@ -192,6 +198,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
               f"![{kind}]({figs[jit].name})", "",
               report.markdown_table(sub, TABLE), ""]
   experiment.atomic_write(out / "report.md", "\n".join(lines) + "\n")
+  experiment.save_config(config, out)
   return rows
 
 

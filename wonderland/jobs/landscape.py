@@ -54,7 +54,15 @@ def validate(config: ml_collections.ConfigDict):
               "sin_cos_steps", "x_sin_2x_steps"):
     experiment.require_positive(key, config[key], integer=True)
   for key in ("sin_cos_lr", "x_sin_2x_lr"):
-    experiment.require_positive(key, config[key])
+    experiment.require_positive(key, config[key], float32=True)
+  experiment.require_finite("x_sin_2x_x0", config.x_sin_2x_x0)
+  lo, hi = (float(b[0]) for b in problems_lib.get("x_sin_2x").bounds)
+  if not lo <= config.x_sin_2x_x0 <= hi:
+    raise experiment.ConfigError(
+        f"config.x_sin_2x_x0 must be in x_sin_2x's box [{lo:g}, {hi:g}] (the "
+        f"figure draws f there), got {config.x_sin_2x_x0!r}."
+    )
+  experiment.require_seed("seed", config.seed)
   if not 0 <= config.sin_cos_decay < 1:
     raise experiment.ConfigError(
         f"config.sin_cos_decay must be in [0, 1), got {config.sin_cos_decay!r}."
@@ -69,6 +77,8 @@ def validate(config: ml_collections.ConfigDict):
         f"config.x_sin_2x_decays must be comma-separated numbers in [0, 1), "
         f"got {config.x_sin_2x_decays!r}."
     )
+  experiment.require_distinct("x_sin_2x_decays", decays,
+                              config.x_sin_2x_decays)
   built = {}
   for name in names:
     try:
@@ -205,7 +215,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
   """
   built, decays = validate(config)
   out = experiment.prepare_workdir(workdir)
-  experiment.save_config(config, out)
   key = jax.random.key(config.seed)
   rows, point_rows, all_points = [], [], {}
   for name, problem in built.items():
@@ -257,5 +266,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
     lines += ["## x sin(2x)", "", "![x_sin_2x](x_sin_2x.png)", "",
               report.markdown_table(ends, columns), ""]
   experiment.atomic_write(out / "report.md", "\n".join(lines) + "\n")
+  experiment.save_config(config, out)
   print(f"\nwrote {out / 'landscape.csv'} and {out / 'report.md'}")
   return rows
