@@ -30,6 +30,7 @@ def test_entry_point_reproduces_the_notes_and_writes_the_table(tmp_path):
   assert "linearization at 0.5: -0.5050" in result.stdout
   rows = list(csv.DictReader(open(tmp_path / "taylor.csv")))
   assert len(rows) == 4
+  assert b"\r" not in (tmp_path / "taylor.csv").read_bytes()  # LF like every csv
   # error / h^2 settles to a constant: the error is second order.
   ratios = [float(r["error_over_h2"]) for r in rows]
   assert max(ratios) / min(ratios) < 1.3

@@ -94,7 +94,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   order = derivatives.fitted_order(hs, errors)
 
   buf = io.StringIO()
-  writer = csv.writer(buf)
+  writer = csv.writer(buf, lineterminator="\n")  # LF, like every other csv
   writer.writerow(["h", "error", "error_over_h2"])
   print(f"\n{'h':>10}  {'||f - f_lin||':>14}  {'error / h^2':>12}")
   for h, e in zip(hs, errors):
