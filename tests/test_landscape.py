@@ -302,3 +302,13 @@ def test_convexity_test_refuses_a_box_where_f_is_not_finite():
   with pytest.raises(ValueError, match=r"f must be finite in bounds .*sampled "
                      r"chord points; shrink bounds"):
     landscape.convexity_test(f, jax.random.key(0), (-jnp.ones(2), jnp.ones(2)))
+
+
+def test_smoothness_default_start_is_not_orthogonal_to_simple_eigenvectors():
+  # Top eigenvectors (2, -1) and (1, -2, 1) are orthogonal to any evenly
+  # spaced start such as (1, ..., 2): power iteration then finds lambda_2.
+  for top, d in (([2.0, -1.0], 2), ([1.0, -2.0, 1.0], 3)):
+    u = np.asarray(top) / np.linalg.norm(top)
+    a = jnp.asarray(9.0 * np.outer(u, u) + np.eye(d), jnp.float32)  # L = 10
+    f = lambda x, a=a: 0.5 * x @ a @ x
+    assert float(landscape.smoothness(f, jnp.ones(d))) == pytest.approx(10.0, rel=1e-5)

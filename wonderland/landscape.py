@@ -456,8 +456,13 @@ def smoothness(
   Args:
     f: a scalar function of x ~ (d,).
     x: the point ~ (d,).
-    key: a ``jax.random`` key for a Gaussian start vector; by default a fixed
-      start (1, ..., 2)/norm, which no eigenvector of a generic H is orthogonal to.
+    key: a ``jax.random`` key for a Gaussian start vector; by default the
+      fixed start v_i = sqrt(i + 2), i = 0..d-1 (normalized). Square roots
+      have few rational relations (sqrt 8 = 2 sqrt 2 is one), so it is not
+      orthogonal to the simple eigenvectors of structured Hessians, such as
+      (2, -1) or (1, -2, 1), as an evenly spaced start is: from a start
+      orthogonal to the top eigenvector the iteration returns the next
+      eigenvalue.
     max_iter: the most Hessian-vector products, a positive int.
     rtol: the relative change that stops the iteration, > 0.
 
@@ -472,7 +477,7 @@ def smoothness(
   rtol = _positive_float("rtol", rtol)
   _scalar_function(f, x)
   if key is None:
-    v0 = jnp.linspace(1.0, 2.0, x.shape[0], dtype=x.dtype)
+    v0 = jnp.sqrt(jnp.arange(2, x.shape[0] + 2, dtype=x.dtype))
   else:
     v0 = jax.random.normal(check_key(key), x.shape, dtype=x.dtype)
   v0 = v0 / jnp.linalg.norm(v0)
