@@ -266,6 +266,13 @@ def test_resume_reads_finished_cells_and_a_killed_run_loses_only_its_batch(
   assert cells == ["gd__quadratic.npz", "gd__rosenbrock.npz"]
   for name in cells:
     assert co.load_cell(tmp_path / "cells" / name) is not None
+  # A truncated or corrupt cell file reads as missing: it is computed again.
+  broken = tmp_path / "cells" / "broken.npz"
+  whole = (tmp_path / "cells" / cells[0]).read_bytes()
+  for junk in (whole[: len(whole) // 2], b"PK\x03\x04garbage"):
+    broken.write_bytes(junk)
+    assert co.load_cell(broken) is None
+  broken.unlink()
   assert not (tmp_path / "summary.csv").exists()
   # config.json describes finished outputs only: the killed run wrote none.
   assert not (tmp_path / "config.json").exists()

@@ -86,3 +86,46 @@ def test_bad_input_is_one_sentence(tmp_path):
                   col_labels=["b"], xlabel="", ylabel="", title="",
                   colorbar="")
   assert not list(tmp_path.iterdir())
+
+
+def test_a_failed_plot_leaves_no_figure_open(tmp_path):
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  before = set(plt.get_fignums())
+  xs, ys, zs = _grid()
+  for _ in range(3):
+    with pytest.raises(ValueError):
+      plots.contour_paths(tmp_path / "c.png", (xs, ys, zs.T), {}, title="t")
+    with pytest.raises(ValueError):
+      plots.value_vs_learning_rate(tmp_path / "lr.png", np.ones(3),
+                                   {"gd": {"p": np.ones(2)}})
+    with pytest.raises(KeyError):  # a palette without the label
+      plots.loss_curves(tmp_path / "l.png", {"gd": np.ones((2, 3))}, fmin=0.0,
+                        title="t", palette={"adam": "red"})
+  assert set(plt.get_fignums()) == before
+
+
+def test_non_finite_and_edge_values_give_a_figure_or_one_sentence(tmp_path):
+  xs, ys, zs = _grid()
+  for bad in (np.inf, np.nan):
+    z = zs.copy()
+    z[0, 0] = bad  # one non-finite grid value must not blank the contours
+    path = plots.contour_paths(tmp_path / f"c{bad}.png", (xs, ys, z),
+                               {"gd": np.zeros((3, 2))}, title="t")
+    assert _is_png(path) and path.stat().st_size > 20000
+  # Every run of an optimizer diverged at step 1: its curve is all NaN.
+  path = plots.loss_curves(tmp_path / "nan.png", {"gd": np.full((2, 3), np.nan)},
+                           fmin=0.0, title="t")
+  assert _is_png(path)
+  path = plots.heatmap(tmp_path / "h.png", np.array([[1.0, -3.0, np.inf]]),
+                       row_labels=["a"], col_labels=["x", "y", "z"], xlabel="",
+                       ylabel="", title="", colorbar="")
+  assert _is_png(path)
+  with pytest.raises(ValueError, match=r"gaps\['gd'\] must hold at least one problem"):
+    plots.value_vs_learning_rate(tmp_path / "lr.png", np.ones(3), {"gd": {}})
+  with pytest.raises(ValueError, match=r"rho\['gd'\] must have the shape of taus \(3,\)"):
+    plots.performance_profile(tmp_path / "pp.png", np.array([1.0, 2.0, 4.0]),
+                              {"gd": np.ones(2)})
+  with pytest.raises(ValueError, match=r"curves\['gd'\] must hold at least one step"):
+    plots.loss_curves(tmp_path / "e.png", {"gd": np.zeros((2, 0))}, fmin=0.0,
+                      title="t")

@@ -83,7 +83,7 @@ def test_summarize_rejects_bad_input():
   with pytest.raises(ValueError, match=r"learning_rates must have shape \(2,\)"):
     report.summarize(values, np.zeros((2, 3), bool), [1.0], fmin=0.0,
                      target_gap=1.0, compile_seconds=0.0, run_seconds=0.0)
-  with pytest.raises(ValueError, match="target_gap must be positive, got 0"):
+  with pytest.raises(ValueError, match="target_gap must be a finite number > 0, got 0"):
     report.summarize(values, np.zeros((2, 3), bool), [1.0, 2.0], fmin=0.0,
                      target_gap=0, compile_seconds=0.0, run_seconds=0.0)
   with pytest.raises(ValueError, match=r"values must have shape \(n_lr"):
@@ -104,7 +104,7 @@ def test_performance_profile_by_hand():
   # A zero cost (target met at the start) is best; others are infinitely worse.
   zero = report.performance_profile(np.array([[0.0], [5.0]]), [1.0, 1e6])
   np.testing.assert_array_equal(zero, [[1.0, 1.0], [0.0, 0.0]])
-  with pytest.raises(ValueError, match="taus must be a 1-D array of factors >= 1"):
+  with pytest.raises(ValueError, match="taus must be a 1-D array of finite factors >= 1"):
     report.performance_profile(costs, [0.5, 2.0])
   with pytest.raises(ValueError, match="costs must be non-negative"):
     report.performance_profile(-costs, [1.0])
@@ -173,3 +173,15 @@ def test_ranking_ties_gaps_that_differ_by_float32_noise_only():
   assert by["momentum"]["mean_rank"] == 2.0
   with pytest.raises(ValueError, match="gap_digits must be an integer >= 1, got 0"):
     report.ranking(rows, gap_digits=0)
+
+
+def test_edge_inputs_are_one_sentence_and_negative_zero_prints_as_zero():
+  with pytest.raises(ValueError, match=r"values must have a non-empty step axis, got shape \(2, 0\)"):
+    report.steps_to_target(np.zeros((2, 0)), 1.0)
+  with pytest.raises(ValueError, match="taus must be a 1-D array of finite factors >= 1"):
+    report.performance_profile([[1.0, np.inf], [2.0, np.inf]], [1.0, np.inf])
+  with pytest.raises(ValueError, match="target_gap must be a finite number > 0, got inf"):
+    report.summarize(np.ones((1, 2, 3)), np.zeros((1, 2), bool), [0.1], fmin=0.0,
+                     target_gap=float("inf"), compile_seconds=0.0, run_seconds=1.0)
+  assert "| 0 |" in report.markdown_table([{"x": -0.0}], ["x"])
+  assert "-0" not in report.csv_text([{"x": -0.0}], ["x"])

@@ -38,7 +38,12 @@ def switch_optimizer(
   chosen one advances) and leaves the problem index k alone (zero update).
   Because ``index`` is a plain number, ``wonderland.sweep`` can sweep it like
   a learning rate, so all optimizers share one compiled program. The line
-  searches get f as a function of x alone.
+  searches get f as a function of x alone (other extra arguments are not
+  passed on). index is rounded and clipped to [0, len(factories) - 1]: a
+  traced value cannot be refused. Since the state holds every factory's
+  state, ``wonderland.minimize``'s ``step_sizes`` reads the first
+  ``step_size`` or ``learning_rate`` in it, which may belong to a factory
+  that was not chosen (``wonderland.sweep`` records no step sizes).
 
   Args:
     factories: optimizer factories taking ``learning_rate``.
@@ -95,7 +100,8 @@ def stack_problems(
 
   All ``fns`` take the same ``x ~ (dim,)``. k is a float so that the params
   stay differentiable; its gradient is 0 and ``switch_optimizer`` never moves
-  it.
+  it. k is rounded half to even (as Python's ``round``) and clipped to
+  [0, len(fns) - 1]: a traced value cannot be refused.
   """
   fns = tuple(fns)
   if not fns:

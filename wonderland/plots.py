@@ -8,6 +8,7 @@ optimizer has the same colour in every figure of a report.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
@@ -43,6 +44,23 @@ def _pyplot():
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   return plt
+
+
+def _closes_on_error(fn):
+  """Closes the figures ``fn`` opened if it raises: a failed plot leaks none."""
+
+  @functools.wraps(fn)
+  def wrapper(*args, **kwargs):
+    plt = _pyplot()
+    before = set(plt.get_fignums())
+    try:
+      return fn(*args, **kwargs)
+    except BaseException:
+      for num in set(plt.get_fignums()) - before:
+        plt.close(num)
+      raise
+
+  return wrapper
 
 
 def _save(fig, path: str | os.PathLike, *, layout: bool = True) -> Path:
@@ -87,6 +105,7 @@ def _check_curves(name: str, curves: Mapping[str, np.ndarray], rank: int):
       )
 
 
+@_closes_on_error
 def loss_curves(
     path: str | os.PathLike,
     curves: Mapping[str, np.ndarray],
@@ -108,16 +127,23 @@ def loss_curves(
     ``path``.
   """
   _check_curves("curves", curves, 2)
+  for label, values in curves.items():
+    if np.shape(values)[1] == 0:
+      raise ValueError(
+          f"curves[{label!r}] must hold at least one step, got shape "
+          f"{np.shape(values)}."
+      )
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(5.5, 3.8))
   palette = palette or colors(list(curves))
-  all_positive = True
+  all_positive, any_finite = True, False
   top = -np.inf
   for label, values in curves.items():
     v = np.asarray(values, dtype=float)
     if fmin is not None and np.isfinite(fmin):
       v = np.maximum(v - fmin, _TINY)
     all_positive &= bool(np.all(v[np.isfinite(v)] > 0))
+    any_finite |= bool(np.any(np.isfinite(v)))
     v = np.where(np.isfinite(v), v, np.nan)
     t = np.arange(1, v.shape[1] + 1)
     with warnings.catch_warnings():  # steps where every seed has diverged
@@ -127,6 +153,7 @@ def loss_curves(
       top = max(top, float(np.nanmax(med)))
     ax.plot(t, med, color=palette[label], label=label, lw=1.5)
     ax.fill_between(t, lo, hi, color=palette[label], alpha=0.2, lw=0)
+  all_positive &= any_finite  # a log scale needs at least one value
   if all_positive:
     ax.set_yscale("log")
   if all_positive and np.isfinite(top):
@@ -147,12 +174,13 @@ def _contour(ax, grid, *, log_levels: bool):
         f"({ys.size}, {xs.size}), got {zs.shape}."
     )
   finite = zs[np.isfinite(zs)]
+  zs = np.ma.masked_invalid(zs)  # where f is not finite, no contour is drawn
   if log_levels and finite.size and finite.max() - finite.min() > 50:
-    shift = zs - finite.min()
+    shift = finite - finite.min()
     levels = np.geomspace(max(np.percentile(shift, 1), 1e-3), shift.max(), 25)
-    ax.contour(xs, ys, shift, levels=levels, cmap="viridis", linewidths=0.7,
-               alpha=0.6)
-  else:
+    ax.contour(xs, ys, zs - finite.min(), levels=levels, cmap="viridis",
+               linewidths=0.7, alpha=0.6)
+  elif finite.size:
     ax.contour(xs, ys, zs, levels=25, cmap="viridis", linewidths=0.7,
                alpha=0.6)
   ax.set_xlim(xs.min(), xs.max())
@@ -173,6 +201,7 @@ def _paths(ax, paths: Mapping[str, np.ndarray], palette):
     ax.plot(p[-1, 0], p[-1, 1], "*", color=palette[label], ms=8)
 
 
+@_closes_on_error
 def contour_paths(
     path: str | os.PathLike,
     grid: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -211,6 +240,7 @@ def contour_paths(
   return _save(fig, path)
 
 
+@_closes_on_error
 def value_vs_learning_rate(
     path: str | os.PathLike,
     learning_rates: np.ndarray,
@@ -233,6 +263,11 @@ def value_vs_learning_rate(
   lrs = np.asarray(learning_rates, dtype=float)
   names = list(gaps)
   problems = sorted({p for g in gaps.values() for p in g})
+  if not gaps[names[0]]:
+    raise ValueError(
+        f"gaps[{names[0]!r}] must hold at least one problem (its panel gives "
+        f"the legend), got none."
+    )
   palette = colors(problems)
   ncols = min(4, len(names))
   nrows = -(-len(names) // ncols)
@@ -284,6 +319,7 @@ def value_vs_learning_rate(
   return _save(fig, path, layout=False)
 
 
+@_closes_on_error
 def performance_profile(
     path: str | os.PathLike,
     taus: np.ndarray,
@@ -303,6 +339,13 @@ def performance_profile(
     ``path``.
   """
   _check_curves("rho", rho, 1)
+  taus = np.asarray(taus, dtype=float)
+  for label, r in rho.items():
+    if np.shape(r) != taus.shape:
+      raise ValueError(
+          f"rho[{label!r}] must have the shape of taus {taus.shape}, got "
+          f"{np.shape(r)}."
+      )
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(5.5, 3.8))
   palette = colors(list(rho))
@@ -318,6 +361,7 @@ def performance_profile(
   return _save(fig, path)
 
 
+@_closes_on_error
 def lines(
     path: str | os.PathLike,
     curves: Mapping[str, np.ndarray],
@@ -345,6 +389,7 @@ def lines(
                      xlabel=xlabel, ylabel=ylabel, logy=logy)
 
 
+@_closes_on_error
 def line_panels(
     path: str | os.PathLike,
     panels: Mapping[str, Mapping[str, np.ndarray]],
@@ -400,6 +445,7 @@ def line_panels(
   return _save(fig, path)
 
 
+@_closes_on_error
 def heatmap(
     path: str | os.PathLike,
     matrix: np.ndarray,
@@ -432,7 +478,8 @@ def heatmap(
     )
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(1.1 * m.shape[1] + 2.5, 0.8 * m.shape[0] + 1.5))
-  bound = max(float(np.nanmax(np.abs(m))) if m.size else 1.0, 1e-6)
+  finite = np.abs(m[np.isfinite(m)])  # +-inf and NaN cells are left blank
+  bound = max(float(finite.max()) if finite.size else 1.0, 1e-6)
   im = ax.imshow(m, cmap="RdBu_r", vmin=-bound, vmax=bound, origin="lower")
   ax.set_xticks(range(m.shape[1]), col_labels)
   ax.set_yticks(range(m.shape[0]), row_labels)
@@ -449,6 +496,7 @@ def heatmap(
   return _save(fig, path)
 
 
+@_closes_on_error
 def landscape(
     path: str | os.PathLike,
     grid: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -496,6 +544,7 @@ def landscape(
   return _save(fig, path)
 
 
+@_closes_on_error
 def curve_1d(
     path: str | os.PathLike,
     xs: np.ndarray,

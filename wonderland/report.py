@@ -114,8 +114,10 @@ def steps_to_target(values, target: float) -> np.ndarray:
     ``~ (...)`` floats: step counts, +inf where the target is never reached.
   """
   values = np.asarray(values, dtype=float)
-  if values.ndim < 1:
-    raise ValueError(f"values must have a step axis, got shape {values.shape}.")
+  if values.ndim < 1 or values.shape[-1] == 0:
+    raise ValueError(
+        f"values must have a non-empty step axis, got shape {values.shape}."
+    )
   if not np.isfinite(target):
     raise ValueError(f"target must be a finite number, got {target!r}.")
   hit = np.nan_to_num(values, nan=np.inf) <= target
@@ -160,7 +162,8 @@ def summarize(
     ``best`` (the best learning rate's index).
 
   Raises:
-    ValueError: for inconsistent shapes or a non-positive ``target_gap``.
+    ValueError: for inconsistent shapes or a ``target_gap`` that is not a
+      finite number > 0.
   """
   values = np.asarray(values, dtype=float)
   _require_rank("values", values, 3, "(n_lr, n_seeds, steps)")
@@ -170,8 +173,10 @@ def summarize(
         f"learning_rates must have shape ({values.shape[0]},) to match values, "
         f"got {learning_rates.shape}."
     )
-  if not target_gap > 0:
-    raise ValueError(f"target_gap must be positive, got {target_gap!r}.")
+  if not 0 < target_gap < np.inf:
+    raise ValueError(
+        f"target_gap must be a finite number > 0, got {target_gap!r}."
+    )
   final = final_values(values, diverged)
   best = best_index(final)
   if fmin is None or not np.isfinite(fmin):
@@ -224,8 +229,10 @@ def performance_profile(costs, taus) -> np.ndarray:
   if np.any(costs < 0):
     raise ValueError(f"costs must be non-negative, got minimum {costs.min()}.")
   taus = np.asarray(taus, dtype=float)
-  if taus.ndim != 1 or np.any(taus < 1):
-    raise ValueError(f"taus must be a 1-D array of factors >= 1, got {taus}.")
+  if taus.ndim != 1 or not np.all(np.isfinite(taus) & (taus >= 1)):
+    raise ValueError(
+        f"taus must be a 1-D array of finite factors >= 1, got {taus}."
+    )
   best = costs.min(axis=0)
   with np.errstate(divide="ignore", invalid="ignore"):
     # A zero best cost: solvers at zero have ratio 1, the others infinity.
@@ -248,7 +255,8 @@ def ranking(
   (fewest first) and, among those that tie (or all miss the target), by the
   median final gap rounded to ``gap_digits`` significant digits, so that runs
   stuck in the same local minimum tie instead of being ordered by float32
-  noise (and the ranking can be rebuilt from the 6-digit ``summary.csv``);
+  noise (a ranking rebuilt from the 6-digit ``summary.csv`` agrees except
+  where a gap's 6-digit rounding lands on a 5-digit rounding boundary);
   tied cells share the best of their places (1 = best). Missing, NaN or
   diverged results count as +inf.
 
@@ -308,7 +316,7 @@ def _cell(value: Any, floatfmt: str) -> str:
       return "inf" if value > 0 else "-inf"
     if math.isnan(value):
       return "nan"
-    return format(float(value), floatfmt)
+    return format(float(value) + 0.0, floatfmt)  # + 0.0: -0.0 prints as 0
   return str(value)
 
 

@@ -8,6 +8,7 @@ determined it, so that a rerun with the same workdir can read it back
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -63,8 +64,8 @@ def load_cell(path: str | Path, fingerprint: str | None = None) -> Cell | None:
   try:
     with np.load(path, allow_pickle=False) as data:
       fields = {k: data[k] for k in Cell._fields}
-  except (OSError, ValueError, KeyError, EOFError):
-    return None
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    return None  # a truncated or corrupt file: the cell is computed again
   for key in ("optimizer", "problem", "fingerprint"):
     fields[key] = str(fields[key])
   for key in ("compile_seconds", "run_seconds"):
