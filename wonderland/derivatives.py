@@ -84,6 +84,14 @@ def _floats(tree: PyTree) -> PyTree:
   return jax.tree.map(leaf, tree)
 
 
+def _point_and_direction(x: PyTree, v: PyTree) -> tuple[PyTree, PyTree]:
+  """x and v as floats, v shaped like x and cast to x's dtypes (for jvp)."""
+  x, v = _floats(x), _floats(v)
+  _require_same_structure("x", x, "v", v)
+  v = jax.tree.map(lambda a, b: jnp.asarray(b, jnp.result_type(a)), x, v)
+  return x, v
+
+
 def _require_same_structure(name_x: str, x: PyTree, name_v: str, v: PyTree):
   sx = jax.tree.map(jnp.shape, x)
   sv = jax.tree.map(jnp.shape, v)
@@ -141,9 +149,7 @@ def directional_derivative(
       shapes of x.
   """
   _require_callable(f)
-  x, v = _floats(x), _floats(v)
-  _require_same_structure("x", x, "v", v)
-  v = jax.tree.map(lambda a, b: jnp.asarray(b, jnp.result_type(a)), x, v)
+  x, v = _point_and_direction(x, v)
   _, tangent = jax.jvp(f, (x,), (v,))
   return tangent
 
@@ -252,9 +258,7 @@ def hvp(f: Callable[[PyTree], jax.Array], x: PyTree, v: PyTree) -> PyTree:
     ValueError: if f is not callable or not scalar-valued, or v is not shaped
       like x.
   """
-  x, v = _floats(x), _floats(v)
-  _require_same_structure("x", x, "v", v)
-  v = jax.tree.map(lambda a, b: jnp.asarray(b, jnp.result_type(a)), x, v)
+  x, v = _point_and_direction(x, v)
   return jax.jvp(grad(f), (x,), (v,))[1]
 
 

@@ -12,6 +12,7 @@ fails leaves the previous run's files, ``config.json`` included, as they were.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import logging
@@ -52,8 +53,6 @@ SEED_LIMIT = 2**32
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-# The script's default --config, set by ``define_flags``.
-_default_config: str | None = None
 
 
 class ConfigError(ValueError):
@@ -87,14 +86,14 @@ def _config_keys(config_path: str) -> list[str]:
   return sorted(config.to_dict())
 
 
-def _unknown_key(argv: Sequence[str]) -> str | None:
+def _unknown_key(argv: Sequence[str], default: str | None) -> str | None:
   """The sentence for the first ``--config.X`` of argv that is not a key.
 
   The keys are those of the config that argv selects (its ``--config``, else
   the script's default). None if every override names a key or the config
   cannot be read.
   """
-  path = _config_arg(argv) or _default_config
+  path = _config_arg(argv) or default
   if path is None:
     return None
   try:
@@ -114,13 +113,28 @@ def _unknown_key(argv: Sequence[str]) -> str | None:
   return None
 
 
-def _override_error(e: Exception, argv: Sequence[str]) -> str:
-  unknown = _unknown_key(argv)
+def _override_error(e: Exception, argv: Sequence[str],
+                    default: str | None) -> str:
+  unknown = _unknown_key(argv, default)
   if unknown is not None:
     return unknown
   lines = [line.strip() for line in str(e).splitlines() if line.strip()]
   message = lines[0].strip("\"'") if lines else ""
   return f"bad --config override ({type(e).__name__}: {message})."
+
+
+def _default_config() -> str | None:
+  """The script's default --config path, as ``define_flags`` gave it.
+
+  absl keeps every flag's default for its help text as ``default_as_str``,
+  the repr of the string given.
+  """
+  if "config" not in flags.FLAGS:
+    return None
+  try:
+    return ast.literal_eval(flags.FLAGS["config"].default_as_str)
+  except (ValueError, SyntaxError):
+    return None
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -141,7 +155,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
     _fail(message)
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     # With --config given, ml_collections applies the overrides here.
-    _fail(_override_error(e, argv[1:]))
+    _fail(_override_error(e, argv[1:], _default_config()))
 
 
 def define_flags(name: str, config_dir: str | os.PathLike):
@@ -156,16 +170,14 @@ def define_flags(name: str, config_dir: str | os.PathLike):
   Returns:
     The three flag holders ``(config, workdir, platform)``.
   """
-  global _default_config
   default = str(Path(config_dir) / f"{name}.py")
-  _default_config = default
   try:
     config = config_flags.DEFINE_config_file(
         "config", default, f"The {name} config file.", lock_config=True
     )
   except (AttributeError, KeyError) as e:
     # Without --config, ml_collections applies the overrides right here.
-    _fail(_override_error(e, sys.argv[1:]))
+    _fail(_override_error(e, sys.argv[1:], default))
   workdir = flags.DEFINE_string(
       "workdir", f"runs/{name}", "Directory for everything the run writes."
   )

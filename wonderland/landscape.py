@@ -34,6 +34,7 @@ from wonderland.derivatives import directional_derivative
 from wonderland.derivatives import grad
 from wonderland.derivatives import hessian
 from wonderland.derivatives import hvp
+from wonderland.derivatives import _require_callable
 from wonderland.derivatives import _require_scalar_output
 
 __all__ = [
@@ -84,8 +85,7 @@ def check_key(key: Any, name: str = "key") -> jax.Array:
 
 
 def _scalar_function(f: Any, x: jax.Array) -> None:
-  if not callable(f):
-    raise ValueError(f"f must be a callable function, got {f!r}.")
+  _require_callable(f)
   _require_scalar_output(f, x)
 
 

@@ -537,12 +537,6 @@ def check_scalar_output(f, x, what: str) -> None:
     )
 
 
-def check_objective(f, x, what: str, *, shapes_ok: bool = False) -> None:
-  """f must be callable and return a scalar at x, whose leaves are floats."""
-  check_point(f, x, what, shapes_ok=shapes_ok)
-  check_scalar_output(f, x, what)
-
-
 def check_optimizer(optimizer, name: str = "optimizer") -> None:
   if not (callable(getattr(optimizer, "init", None))
           and callable(getattr(optimizer, "update", None))):

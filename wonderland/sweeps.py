@@ -30,7 +30,7 @@ import inspect
 import math
 import numbers
 import time
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -306,16 +306,31 @@ def _check_x0(f, x0) -> int:
   return shapes[0][0]
 
 
+def inject_traced(
+    make_optimizer: Callable[..., optax.GradientTransformation],
+    traced: Sequence[str],
+):
+  """``optax.inject_hyperparams(make_optimizer)`` that traces ``traced`` only.
+
+  Every other named argument, given or left at its default, stays the Python
+  value a direct call would use: traced defaults would be float32 copies (a
+  sweep cell drifting from the matching ``minimize`` run in the last bits)
+  and would break a factory's Python checks (``optax.lbfgs``'s
+  ``if memory_size < 1``). Shared with the compare_optimizers job.
+  """
+  try:
+    params = inspect.signature(make_optimizer).parameters.values()
+  except (TypeError, ValueError):
+    params = ()
+  kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+           inspect.Parameter.KEYWORD_ONLY)
+  static = tuple(p.name for p in params
+                 if p.kind in kinds and p.name not in traced)
+  return optax.inject_hyperparams(make_optimizer, static_args=static)
+
+
 def _make_optimizer(make_optimizer, fixed, hparams):
-  # Only the swept names are traced. Every other argument, fixed or left at
-  # its default, stays the Python value a direct call would use: traced
-  # defaults would be float32 copies (a cell drifting from the matching
-  # minimize run in the last bits) and would break a factory's Python checks
-  # (optax.lbfgs's `if memory_size < 1`).
-  accepted = _accepted_names(make_optimizer)
-  names = accepted[0] if accepted is not None else [n for n, _ in fixed]
-  static = tuple(n for n in names if n not in hparams)
-  factory = optax.inject_hyperparams(make_optimizer, static_args=static)
+  factory = inject_traced(make_optimizer, tuple(hparams))
   return optax.with_extra_args_support(factory(**dict(fixed), **hparams))
 
 

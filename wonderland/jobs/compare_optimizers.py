@@ -29,7 +29,6 @@ not read it: each cell carries its own fingerprint.
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 import zlib
@@ -66,7 +65,6 @@ __all__ = [
     "Batch",
     "Cell",
     "optimizer_factory",
-    "inject_hyperparams",
     "run_batch",
     "best_paths",
     "initial_points",
@@ -100,26 +98,6 @@ _STDOUT_COLUMNS = {
 # --- optimizers and problems behind a switch ---------------------------------
 
 
-def inject_hyperparams(make: Callable[..., optax.GradientTransformation],
-                       traced: Sequence[str]):
-  """``optax.inject_hyperparams(make)`` that traces the names ``traced`` only.
-
-  Every other argument of ``make``, given or left at its default, stays the
-  Python value a direct call would use (as in ``wonderland.sweep``): a traced
-  default would break a factory's Python checks (``optax.lbfgs``'s
-  ``if memory_size < 1``).
-  """
-  try:
-    params = list(inspect.signature(make).parameters.values())
-  except (TypeError, ValueError):
-    params = []
-  kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD,
-           inspect.Parameter.KEYWORD_ONLY)
-  static = tuple(p.name for p in params
-                 if p.kind in kinds and p.name not in traced)
-  return optax.inject_hyperparams(make, static_args=static)
-
-
 def _traced_failure(factory) -> str | None:
   """None if ``factory`` runs with a traced eta as the job runs it, else why.
 
@@ -128,7 +106,7 @@ def _traced_failure(factory) -> str | None:
   ``run.minimize`` on f(x) = ||x||^2 (``jax.eval_shape``: nothing is
   compiled or run).
   """
-  make = inject_hyperparams(factory, ("learning_rate",))
+  make = sweep_lib.inject_traced(factory, ("learning_rate",))
   x0 = jnp.ones(2, jnp.float32)
 
   def one(lr):
@@ -287,7 +265,7 @@ def best_paths(
   n_o, n_p = len(factories), len(fns)
   program = _program(fns, factories)
   traced = ("learning_rate", "index") if program.stacked else ("learning_rate",)
-  factory = inject_hyperparams(program.make_optimizer, traced)
+  factory = sweep_lib.inject_traced(program.make_optimizer, traced)
 
   def one(lr, index, k):
     if program.stacked:
