@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wonderland.run import minimize
+from wonderland._run import minimize
 from _timing import time_alternating
 
 

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wonderland.sweeps import sweep
+from wonderland._sweep import sweep
 
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 

@@ -41,7 +41,7 @@ def run_and_save(out: str) -> None:
   import numpy as np
 
   # wonderland.sweep may be re-exported as the function: import from the module.
-  from wonderland.sweeps import sweep
+  from wonderland._sweep import sweep
 
   f, make, grid, x0, kwargs = problem()
   result = sweep(f, make, grid, x0, **kwargs)

@@ -19,7 +19,7 @@ import pytest
 import wonderland as wl
 from wonderland import optim as wo
 from wonderland import problems
-from wonderland.run import minimize
+from wonderland._run import minimize
 
 ROOT = Path(__file__).resolve().parents[1]
 

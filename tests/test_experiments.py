@@ -26,7 +26,7 @@ from wonderland import batching
 from wonderland import experiment
 from wonderland import optim
 from wonderland import problems
-from wonderland import run as run_lib
+from wonderland import _run as run_lib
 from wonderland.jobs import compare_optimizers as co
 from wonderland.jobs import convergence_rates as cr
 

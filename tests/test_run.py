@@ -9,8 +9,8 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from wonderland import run as run_lib
-from wonderland.run import minimize
+from wonderland import _run as run_lib
+from wonderland._run import minimize
 
 # f(x) = 1/2 x^T A x with A = diag(a): x_t = (1 - eta a)^t x_0 for gd.
 A = jnp.array([1.0, 4.0, 10.0])

@@ -16,9 +16,9 @@ import optax
 import pytest
 
 from wonderland import optim
-from wonderland.run import minimize
-from wonderland.sweeps import SweepResult
-from wonderland.sweeps import sweep
+from wonderland._run import minimize
+from wonderland._sweep import SweepResult
+from wonderland._sweep import sweep
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _sweep_worker  # pylint: disable=wrong-import-position

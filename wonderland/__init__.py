@@ -11,8 +11,6 @@ from wonderland import optim
 from wonderland import plots
 from wonderland import problems
 from wonderland import report
-from wonderland import run
-from wonderland import sweeps
 from wonderland import tensors
 from wonderland.derivatives import check_grad
 from wonderland.derivatives import directional_derivative
@@ -32,11 +30,11 @@ from wonderland.landscape import is_descent_direction
 from wonderland.landscape import is_local_minimum
 from wonderland.landscape import smoothness
 from wonderland.problems import Problem
-from wonderland.run import DIVERGENCE_THRESHOLD
-from wonderland.run import minimize
-from wonderland.run import Trace
-from wonderland.sweeps import sweep
-from wonderland.sweeps import SweepResult
+from wonderland._run import DIVERGENCE_THRESHOLD
+from wonderland._run import minimize
+from wonderland._run import Trace
+from wonderland._sweep import sweep
+from wonderland._sweep import SweepResult
 from wonderland.tensors import batched_matmul
 from wonderland.tensors import cosine_similarity
 from wonderland.tensors import dot
@@ -45,7 +43,27 @@ from wonderland.tensors import mask
 from wonderland.tensors import matmul
 from wonderland.tensors import template_match
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# Modules renamed in 0.2.0, kept as deprecated aliases for one release: the
+# module ``run`` clashed with every job's ``run()`` and ``sweeps`` sat beside
+# the function ``sweep``. Their public names are re-exported above.
+_DEPRECATED_MODULES = {"run": "wonderland._run", "sweeps": "wonderland._sweep"}
+
+
+def __getattr__(name: str):
+  if name in _DEPRECATED_MODULES:
+    import importlib  # pylint: disable=g-import-not-at-top
+    import warnings  # pylint: disable=g-import-not-at-top
+
+    warnings.warn(
+        f"wonderland.{name} is deprecated since 0.2.0 and will be removed in "
+        f"0.3.0; use the top-level names (wonderland.minimize, "
+        f"wonderland.sweep, wonderland.Trace, wonderland.SweepResult).",
+        DeprecationWarning, stacklevel=2,
+    )
+    return importlib.import_module(_DEPRECATED_MODULES[name])
+  raise AttributeError(f"module 'wonderland' has no attribute {name!r}")
 
 __all__ = [
     # §1.3 optimizers as optax transformations
@@ -82,11 +100,9 @@ __all__ = [
     "smoothness",
     "find_stationary_points",
     # §1.3 runs and sweeps
-    "run",
     "minimize",
     "Trace",
     "DIVERGENCE_THRESHOLD",
-    "sweeps",
     "sweep",
     "SweepResult",
     "batching",

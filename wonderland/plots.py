@@ -17,6 +17,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from wonderland import files
+
 __all__ = [
     "colors",
     "loss_curves",
@@ -79,9 +81,7 @@ def _save(fig, path: str | os.PathLike, *, layout: bool = True) -> Path:
     fig.savefig(buf, format="png", dpi=_DPI)
   finally:
     plt.close(fig)
-  from wonderland import experiment  # pylint: disable=g-import-not-at-top
-
-  experiment.atomic_write(path, buf.getvalue())
+  files.atomic_write(path, buf.getvalue())
   return path
 
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from wonderland import experiment
+from wonderland import files
 
 __all__ = ["Cell", "cell_path", "save_cell", "load_cell"]
 
@@ -56,7 +56,7 @@ def save_cell(path: str | Path, cell: Cell) -> None:
   """Writes ``cell`` as an ``.npz`` atomically (temporary file, rename)."""
   buf = io.BytesIO()
   np.savez(buf, **{k: np.asarray(v) for k, v in cell._asdict().items()})
-  experiment.atomic_write(path, buf.getvalue())
+  files.atomic_write(path, buf.getvalue())
 
 
 def load_cell(path: str | Path, fingerprint: str | None = None) -> Cell | None:

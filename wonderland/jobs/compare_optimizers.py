@@ -43,11 +43,12 @@ import optax
 from absl import logging
 
 from wonderland import experiment
+from wonderland import files
 from wonderland import optim
 from wonderland import problems as problems_lib
 from wonderland import report
-from wonderland import run as run_lib
-from wonderland import sweeps as sweep_lib
+from wonderland import _run as run_lib
+from wonderland import _sweep as sweep_lib
 from wonderland.batching import stack_problems
 from wonderland.batching import switch_optimizer
 from wonderland.jobs import compare_report
@@ -519,10 +520,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
                  len(new), time.perf_counter() - t)
 
   rows, runs, fmins = compare_report.summaries(config, plan, cells)
-  experiment.atomic_write(
+  files.atomic_write(
       out / "summary.csv", report.csv_text(rows, SUMMARY_COLUMNS)
   )
-  experiment.atomic_write(
+  files.atomic_write(
       out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in runs)
   )
   figs = {}
@@ -530,10 +531,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
     t = time.perf_counter()
     figs = compare_report.figures(config, plan, cells, rows, fmins, out)
     logging.info("figures drawn in %.1fs.", time.perf_counter() - t)
-  experiment.atomic_write(
+  files.atomic_write(
       out / "report.md", compare_report.report_md(config, plan, rows, figs, out, cells)
   )
-  experiment.save_config(config, out)
+  files.save_config(config, out)
   table = [{_STDOUT_COLUMNS[k]: r[k] for k in _STDOUT_COLUMNS} for r in rows]
   print(report.format_table(table, list(_STDOUT_COLUMNS.values())))
   print(f"\nranking (solved: median run reaches a gap of {config.target_gap:g}):")

@@ -42,10 +42,11 @@ import optax
 from absl import logging
 
 from wonderland import experiment
+from wonderland import files
 from wonderland import optim
 from wonderland import problems
 from wonderland import report
-from wonderland import run as run_lib
+from wonderland import _run as run_lib
 
 __all__ = ["METHODS", "Method", "method", "fit_rate", "num_steps",
            "kappa_key", "validate", "run"]
@@ -267,7 +268,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
       logging.info("%s, kappa=%g (%s): measured %.6f, theory %.6f, %d steps.",
                    name, kappa, m.params, measured, m.theory, steps)
 
-  experiment.atomic_write(out / "rates.csv", report.csv_text(rows, COLUMNS))
+  files.atomic_write(out / "rates.csv", report.csv_text(rows, COLUMNS))
   from wonderland import plots  # pylint: disable=g-import-not-at-top
 
   plots.line_panels(
@@ -284,5 +285,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
   print(f"\nworst relative error {worst:.2e}: {verdict} the tolerance "
         f"{config.tolerance:g}; wrote {out / 'rates.csv'} and "
         f"{out / 'rates.png'}")
-  experiment.save_config(config, out)
+  files.save_config(config, out)
   return rows

@@ -29,6 +29,7 @@ from absl import logging
 
 from wonderland import derivatives
 from wonderland import experiment
+from wonderland import files
 from wonderland import report
 
 __all__ = ["MODES", "make_function", "time_modes", "validate", "run"]
@@ -155,7 +156,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
         })
         logging.info("jit=%s d=%d c=%d: fwd %.3gms rev %.3gms auto %.3gms",
                      jit, d, c, *(median[m] * 1e3 for m in MODES))
-  experiment.atomic_write(out / "jacobians.csv", report.csv_text(raw, COLUMNS))
+  files.atomic_write(out / "jacobians.csv", report.csv_text(raw, COLUMNS))
 
   from wonderland import plots  # pylint: disable=g-import-not-at-top
 
@@ -197,8 +198,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
     lines += [f"## {kind}", "", summary, "",
               f"![{kind}]({figs[jit].name})", "",
               report.markdown_table(sub, TABLE), ""]
-  experiment.atomic_write(out / "report.md", "\n".join(lines) + "\n")
-  experiment.save_config(config, out)
+  files.atomic_write(out / "report.md", "\n".join(lines) + "\n")
+  files.save_config(config, out)
   return rows
 
 

@@ -26,11 +26,12 @@ import numpy as np
 from absl import logging
 
 from wonderland import experiment
+from wonderland import files
 from wonderland import landscape
 from wonderland import optim
 from wonderland import problems as problems_lib
 from wonderland import report
-from wonderland import run as run_lib
+from wonderland import _run as run_lib
 
 __all__ = ["MAX_DIM", "validate", "analyze", "run"]
 
@@ -234,8 +235,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
                  "convexity violations %.3f", name, row["minima"],
                  row["maxima"], row["saddles"], row["degenerate"],
                  row["violation_fraction"])
-  experiment.atomic_write(out / "landscape.csv", report.csv_text(rows, COLUMNS))
-  experiment.atomic_write(
+  files.atomic_write(out / "landscape.csv", report.csv_text(rows, COLUMNS))
+  files.atomic_write(
       out / "points.csv",
       report.csv_text(point_rows, ("problem", "kind", "x", "f")),
   )
@@ -253,19 +254,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
     ends = _sin_cos_figure(config, jax.random.fold_in(key, 10_000),
                            all_points["sin_cos"], out / "sin_cos.png")
     columns = ("start", "method", "x0", "end", "grad_norm", "kind")
-    experiment.atomic_write(out / "sin_cos.csv", report.csv_text(ends, columns))
+    files.atomic_write(out / "sin_cos.csv", report.csv_text(ends, columns))
     lines += ["## sin(x1) cos(x2) + sin(x1/2) cos(x2/2)", "",
               "![sin_cos](sin_cos.png)", "",
               report.markdown_table(ends, columns), ""]
   if "x_sin_2x" in built:
     ends = _x_sin_2x_figure(config, decays, out / "x_sin_2x.png")
     columns = ("method", "end", "value", "kind")
-    experiment.atomic_write(out / "x_sin_2x.csv", report.csv_text(ends, columns))
+    files.atomic_write(out / "x_sin_2x.csv", report.csv_text(ends, columns))
     print()
     print(report.format_table(ends, columns))
     lines += ["## x sin(2x)", "", "![x_sin_2x](x_sin_2x.png)", "",
               report.markdown_table(ends, columns), ""]
-  experiment.atomic_write(out / "report.md", "\n".join(lines) + "\n")
-  experiment.save_config(config, out)
+  files.atomic_write(out / "report.md", "\n".join(lines) + "\n")
+  files.save_config(config, out)
   print(f"\nwrote {out / 'landscape.csv'} and {out / 'report.md'}")
   return rows

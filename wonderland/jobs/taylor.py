@@ -13,6 +13,7 @@ from absl import logging
 
 from wonderland import derivatives
 from wonderland import experiment
+from wonderland import files
 
 # |x0| + dx at most this: f(x) = x^2 - 1.5 x stays finite in float32.
 X_MAX = 1e18
@@ -101,7 +102,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
     writer.writerow([f"{h:.6g}", f"{e:.6g}", f"{e / h**2:.6g}"])
     print(f"{h:10.6f}  {e:14.6e}  {e / h**2:12.6f}")
   print(f"\nfitted order of the error: {order:.3f} (Taylor: 2)")
-  experiment.atomic_write(out / "taylor.csv", buf.getvalue())
-  experiment.save_config(config, out)
+  files.atomic_write(out / "taylor.csv", buf.getvalue())
+  files.save_config(config, out)
   logging.info("wrote %s", out / "taylor.csv")
   return {"value": value, "linearization": approx, "order": order}

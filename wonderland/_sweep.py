@@ -41,7 +41,7 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from wonderland import run
+from wonderland import _run as run
 
 __all__ = ["SweepResult", "sweep", "METRICS"]
 
