@@ -185,3 +185,24 @@ def test_edge_inputs_are_one_sentence_and_negative_zero_prints_as_zero():
                      target_gap=float("inf"), compile_seconds=0.0, run_seconds=1.0)
   assert "| 0 |" in report.markdown_table([{"x": -0.0}], ["x"])
   assert "-0" not in report.csv_text([{"x": -0.0}], ["x"])
+
+
+def test_best_index_tie_rules():
+  inf = np.inf
+  # Lowest median wins; equal medians go to the first index.
+  assert report.best_index([[1.0, 2.0, 3.0], [0.5, 2.0, 9.0]]) == 0
+  # Equal medians: the tiebreak's medians decide.
+  assert report.best_index([[2.0, 2.0], [2.0, 2.0]],
+                           tiebreak=[[5.0, 5.0], [1.0, 1.0]]) == 1
+  # Every median +inf: the setting with the fewest failed runs wins.
+  assert report.best_index([[inf, inf, inf], [inf, inf, 1.0]]) == 1
+  # NaN counts as +inf.
+  assert report.best_index([[np.nan, np.nan, 1.0], [inf, 1.0, 1.0]]) == 1
+  with pytest.raises(ValueError, match="tiebreak must have the shape"):
+    report.best_index([[1.0]], tiebreak=[[1.0, 2.0]])
+
+
+def test_steps_to_target_keeps_a_target_reached_before_divergence():
+  # Reached at step 2, then NaN from the divergence on: 2 steps, as AlgoPerf.
+  values = np.array([[3.0, 0.5, np.nan, np.nan], [3.0, 2.0, 1.5, 1.2]])
+  np.testing.assert_array_equal(report.steps_to_target(values, 1.0), [2.0, np.inf])

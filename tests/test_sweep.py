@@ -11,11 +11,14 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import hypothesis
+from hypothesis import strategies as st
 import numpy as np
 import optax
 import pytest
 
 from wonderland import optim
+from wonderland import report
 from wonderland._run import minimize
 from wonderland._sweep import SweepResult
 from wonderland._sweep import sweep
@@ -208,15 +211,47 @@ def test_best_uses_the_median_over_seeds_and_diverged_as_worst():
   result = _result(values, diverged, [0.1, 0.2, 0.3])
   np.testing.assert_allclose(result.score(), [2.0, 0.4, np.inf])
   assert result.best() == {"learning_rate": 0.2}
-  # Steps to f <= 1: rows need [inf x3], [2, inf, 2], [inf, 2, inf].
+  # Steps to f <= 1: rows need [inf x3], [2, inf, 2], [2, 2, 2]: a run that
+  # reaches the target and diverges later keeps its count (report's rule).
   np.testing.assert_allclose(result.score("steps_to_target", target=1.0),
-                             [np.inf, 2.0, np.inf])
+                             [np.inf, 2.0, 2.0])
+  # Medians tie at 2: the median final value (0.4 against +inf) decides.
   assert result.best("steps_to_target", target=1.0) == {"learning_rate": 0.2}
-  # Nobody reaches 1e-3 without diverging: ties broken by the final value.
-  assert result.best("steps_to_target", target=1e-3) == {"learning_rate": 0.2}
+  # Only the third row reaches 1e-3 (at step 4, before the flag was set).
+  assert result.best("steps_to_target", target=1e-3) == {"learning_rate": 0.3}
   assert result.best("steps_to_target", target=2.5) == {"learning_rate": 0.2}
   np.testing.assert_allclose(result.score("steps_to_target", target=2.5),
-                             [4.0, 2.0, np.inf])
+                             [4.0, 2.0, 2.0])
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(
+    seed=st.integers(0, 2**31 - 1),
+    n_lr=st.integers(1, 5),
+    n_seeds=st.integers(1, 4),
+    target=st.sampled_from([0.5, 1.0, 2.0]),
+)
+def test_best_and_the_compare_job_choose_the_same(seed, n_lr, n_seeds, target):
+  # One protocol: SweepResult.best and report.best_index (the compare job's
+  # choice, on report.final_values / report.steps_to_target) agree on sweeps
+  # with diverging seeds, all-diverged grid points, and targets reached and
+  # then lost (NaN after the divergence, as in a real trace).
+  rng = np.random.default_rng(seed)
+  steps = 5
+  values = rng.choice([0.1, 0.7, 1.5, 3.0], size=(n_lr, n_seeds, steps))
+  diverged = rng.random((n_lr, n_seeds)) < 0.4
+  diverged[rng.integers(n_lr)] = True           # one all-diverged grid point
+  stop = rng.integers(1, steps, size=(n_lr, n_seeds))
+  after = np.arange(steps) >= stop[..., None]
+  values = np.where(diverged[..., None] & after, np.nan, values)
+  lrs = np.linspace(0.1, 0.5, n_lr)
+  result = _result(values, diverged, lrs)
+  final = report.final_values(values, diverged)
+  assert result.best() == {"learning_rate": float(lrs[report.best_index(final)])}
+  to_target = report.steps_to_target(values, target)
+  chosen = report.best_index(to_target, tiebreak=final)
+  assert result.best("steps_to_target", target=target) == {
+      "learning_rate": float(lrs[chosen])}
 
 
 def test_best_on_a_real_sweep(base):

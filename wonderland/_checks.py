@@ -31,8 +31,8 @@ def integer(name: str, value: Any, *, minimum: int = 1,
             maximum: int | None = None) -> int:
   """value as a Python int in [minimum, maximum]; bools are refused.
 
-  The message reads "a positive integer" for the common ``minimum=1`` with no
-  maximum, as every caller wrote it before.
+  The message reads "a positive integer" for the common ``minimum=1``, and
+  names the maximum where there is one.
   """
   ok = (not isinstance(value, (bool, np.bool_))
         and isinstance(value, numbers.Integral)
@@ -40,13 +40,10 @@ def integer(name: str, value: Any, *, minimum: int = 1,
         and (maximum is None or value <= maximum))
   if ok:
     return int(value)
-  if maximum is not None:
-    allowed = f"an integer in [{minimum}, {maximum}]"
-  elif minimum == 1:
-    allowed = "a positive integer"
-  else:
-    allowed = f"an integer >= {minimum}"
-  raise ValueError(f"{name} must be {allowed}, got {value!r}.")
+  allowed = "a positive integer" if minimum == 1 else (
+      f"an integer >= {minimum}")
+  limit = "" if maximum is None else f" (at most {maximum:,})"
+  raise ValueError(f"{name} must be {allowed}, got {value!r}{limit}.")
 
 
 def real_scalar(value: Any) -> float | None:
@@ -171,11 +168,14 @@ def transformation(optimizer: Any, name: str = "optimizer") -> None:
     )
 
 
-def keyword_names(fn: Callable[..., Any]) -> tuple[list[str], list[str]] | None:
+def keyword_names(
+    fn: Callable[..., Any], *, open_ok: bool = False
+) -> tuple[list[str], list[str]] | None:
   """(keyword names, required names) of fn; None if it takes **kwargs.
 
   None too where Python cannot read the signature (some builtins): then every
-  name is let through and fn itself refuses what it does not take.
+  name is let through and fn itself refuses what it does not take. With
+  ``open_ok`` a fn that takes **kwargs still gives its named parameters.
   """
   try:
     sig = inspect.signature(fn)
@@ -184,7 +184,8 @@ def keyword_names(fn: Callable[..., Any]) -> tuple[list[str], list[str]] | None:
   kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD,
            inspect.Parameter.KEYWORD_ONLY)
   params = list(sig.parameters.values())
-  if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params):
+  if not open_ok and any(
+      p.kind == inspect.Parameter.VAR_KEYWORD for p in params):
     return None
   names = [p.name for p in params if p.kind in kinds]
   required = [

@@ -1,7 +1,7 @@
 """Thousands of runs of §1.3's iteration as one compiled, sharded program.
 
 ``sweep(f, make_optimizer, grid, x0, steps=...)`` runs ``minimize``'s step
-(see ``wonderland.run``: values[t-1] = f(x_t), divergence stops a run) for
+(see ``wonderland.minimize``: values[t-1] = f(x_t), divergence stops a run) for
 every point of the hyperparameter grid times every initial point in x0:
 
 - the swept hyperparameters are traced values (``optax.inject_hyperparams``),
@@ -26,7 +26,6 @@ is replicated, so every process holds the same, complete result.
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 import time
@@ -41,7 +40,9 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from wonderland import _run as run
+from wonderland import _checks
+from wonderland import _loop
+from wonderland import report
 
 __all__ = ["SweepResult", "sweep", "METRICS"]
 
@@ -62,7 +63,7 @@ class SweepResult(NamedTuple):
     values: f(x_t) for t = 1..steps ~ (*G, S, steps); NaN from the step at
       which a run diverged.
     grad_norms: ||grad f(x_t)|| ~ (*G, S, steps), NaN likewise.
-    final_params: where every run stopped (``wonderland.run.Trace.params``:
+    final_params: where every run stopped (``wonderland.Trace.params``:
       for a diverged run, the first point where f or grad f blew up, or the
       point whose update did), a pytree like one seed of x0 with leaves
       ~ (*G, S, *leaf).
@@ -102,39 +103,42 @@ class SweepResult(NamedTuple):
       ValueError: for an unknown metric, or a target missing, not finite, or
         given with ``"final_value"``.
     """
+    per_run = self._per_run(metric, target)
+    return np.median(np.where(np.isnan(per_run), np.inf, per_run), axis=-1)
+
+  def _per_run(self, metric: str, target: float | None) -> np.ndarray:
+    """The score of every run ~ (*G, S), by ``wonderland.report``'s rules."""
     if metric not in METRICS:
       raise ValueError(
           f"metric must be one of {', '.join(repr(m) for m in METRICS)}, got "
           f"{metric!r}."
       )
-    diverged = np.asarray(self.diverged)
-    values = np.asarray(self.values)
+    values = np.asarray(self.values, dtype=np.float64)
     if metric == "final_value":
       if target is not None:
         raise ValueError(
             f"target is only used with metric='steps_to_target', got "
             f"target={target!r} with metric='final_value'."
         )
-      per_run = np.where(diverged, np.inf, values[..., -1])
-    else:
-      if (isinstance(target, bool) or not isinstance(target, numbers.Real)
-          or not math.isfinite(target)):
-        raise ValueError(
-            f"target must be a finite number for metric='steps_to_target', "
-            f"got {target!r}."
-        )
-      reached = values <= target
-      first = np.argmax(reached, axis=-1) + 1.0
-      per_run = np.where(reached.any(axis=-1) & ~diverged, first, np.inf)
-    return np.median(per_run.astype(np.float64), axis=-1)
+      return report.final_values(values, np.asarray(self.diverged))
+    if (isinstance(target, bool) or not isinstance(target, numbers.Real)
+        or not math.isfinite(target)):
+      raise ValueError(
+          f"target must be a finite number for metric='steps_to_target', "
+          f"got {target!r}."
+      )
+    return report.steps_to_target(values, float(target))
 
   def best(
       self, metric: str = "final_value", target: float | None = None
   ) -> dict[str, float]:
     """The hyperparameters with the lowest median ``metric`` over seeds.
 
-    Ties (for instance grid points that never reach the target) are broken by
-    the median final value, then by grid order.
+    The choice is ``wonderland.report.best_index`` over the grid points (the
+    compare job's rule): the lowest median; ties (for instance grid points
+    that never reach the target) go to the lowest median final value, then to
+    the fewest failed runs, then to grid order. A run that reaches the target
+    and diverges later keeps its steps to the target.
 
     Args:
       metric: see ``score``.
@@ -144,30 +148,14 @@ class SweepResult(NamedTuple):
       A dict name -> value (a Python float) of the best grid point; an empty
       dict for an empty grid.
     """
-    primary = self.score(metric, target).ravel()
-    secondary = self.score("final_value").ravel()
-    order = np.lexsort((np.arange(primary.size), secondary, primary))
-    index = np.unravel_index(order[0], np.shape(self.score(metric, target)))
+    per_run = self._per_run(metric, target)
+    grid_shape, n_seeds = per_run.shape[:-1], per_run.shape[-1]
+    tiebreak = None
+    if metric != "final_value":
+      tiebreak = self._per_run("final_value", None).reshape(-1, n_seeds)
+    flat = report.best_index(per_run.reshape(-1, n_seeds), tiebreak=tiebreak)
+    index = np.unravel_index(flat, grid_shape)
     return {name: float(self.hparams[name][index]) for name in self.names}
-
-
-def _accepted_names(make_optimizer) -> tuple[list[str], list[str]] | None:
-  """(keyword names, required names) of the factory; None if it takes **kw."""
-  try:
-    sig = inspect.signature(make_optimizer)
-  except (TypeError, ValueError):
-    return None
-  kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD,
-           inspect.Parameter.KEYWORD_ONLY)
-  params = list(sig.parameters.values())
-  if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params):
-    return None
-  names = [p.name for p in params if p.kind in kinds]
-  required = [
-      p.name for p in params
-      if p.kind in kinds and p.default is inspect.Parameter.empty
-  ]
-  return names, required
 
 
 def _factory_name(make_optimizer) -> str:
@@ -193,7 +181,7 @@ def _check_grid(make_optimizer, grid, fixed):
         f"fixed must be a dict of keyword arguments for make_optimizer, got "
         f"{type(fixed).__name__}."
     )
-  accepted = _accepted_names(make_optimizer)
+  accepted = _checks.keyword_names(make_optimizer)
   for kind, names in (("grid", grid), ("fixed", fixed)):
     for name in names:
       if accepted is not None and name not in accepted[0]:
@@ -262,7 +250,7 @@ def _build_on_host(make_optimizer, fixed, grid):
         f"{factory} refused the first grid point {first} with fixed "
         f"{dict(fixed)}: {e}"
     ) from None
-  run.check_optimizer(optimizer, f"make_optimizer(...) ({factory})")
+  _checks.transformation(optimizer, f"make_optimizer(...) ({factory})")
   for name, array in grid.items():
     try:
       make_optimizer(**fixed, **{**first, name: array})
@@ -281,8 +269,7 @@ def _build_on_host(make_optimizer, fixed, grid):
 
 def _check_x0(f, x0) -> int:
   """x0's leaves share a leading seed axis, and f is scalar at one seed."""
-  if not callable(f):
-    raise ValueError(f"f must be a callable objective, got {f!r}.")
+  _checks.function(f, "f", what="a callable objective", hashable=True)
   leaves = jax.tree.leaves(x0)
   if not leaves:
     raise ValueError(f"x0 must hold at least one array, got {x0!r}.")
@@ -292,12 +279,17 @@ def _check_x0(f, x0) -> int:
         f"x0 must have a leading seed axis shared by every leaf (one initial "
         f"point per seed), got leaf shapes {shapes}."
     )
+  if shapes[0][0] == 0:
+    raise ValueError(
+        f"x0 must hold at least one initial point (seed), got leaf shapes "
+        f"{shapes}."
+    )
   one_seed = jax.tree.map(
       lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], jnp.result_type(a)), x0
   )
-  run.check_point(f, one_seed, "x0", shapes_ok=True)
+  _checks.float_tree(one_seed, "x0", shapes_ok=True)
   try:
-    run.check_scalar_output(f, one_seed, "one seed of x0")
+    _checks.scalar_output(f, (one_seed,), "one seed of x0")
   except ValueError as e:
     raise ValueError(
         f"{str(e).rstrip('.')} (x0 must have a leading seed axis, x0[i] "
@@ -318,14 +310,9 @@ def inject_traced(
   and would break a factory's Python checks (``optax.lbfgs``'s
   ``if memory_size < 1``). Shared with the compare_optimizers job.
   """
-  try:
-    params = inspect.signature(make_optimizer).parameters.values()
-  except (TypeError, ValueError):
-    params = ()
-  kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD,
-           inspect.Parameter.KEYWORD_ONLY)
-  static = tuple(p.name for p in params
-                 if p.kind in kinds and p.name not in traced)
+  accepted = _checks.keyword_names(make_optimizer, open_ok=True)
+  names = accepted[0] if accepted is not None else ()
+  static = tuple(name for name in names if name not in traced)
   return optax.inject_hyperparams(make_optimizer, static_args=static)
 
 
@@ -343,7 +330,7 @@ def _constrain(tree, sharding):
 def _init_program(make_optimizer, fixed, sharding, hparams, x0):
   def one(hp, x):
     opt = _make_optimizer(make_optimizer, fixed, hp)
-    return run.init_carry(opt, x)
+    return _loop.init_carry(opt, x)
 
   return _constrain(jax.vmap(one)(hparams, x0), sharding)
 
@@ -353,7 +340,7 @@ def _chunk_program(
 ):
   """``chunk`` steps of every run, t0..t0+chunk-1; steps >= ``steps`` masked.
 
-  Step t records f and ||grad f|| at x_{t-1} (see ``wonderland.run.step``);
+  Step t records f and ||grad f|| at x_{t-1} (see ``wonderland._loop.step``);
   ``_assemble_program`` shifts them to the trace's f(x_t).
   """
 
@@ -361,7 +348,7 @@ def _chunk_program(
     opt = _make_optimizer(make_optimizer, fixed, hp)
 
     def body(c, t):
-      c, rec = run.step(f, opt, c, t < steps, None)
+      c, rec = _loop.step(f, opt, c, t < steps, None)
       return c, (rec.value, rec.grad_norm)
 
     return jax.lax.scan(body, c, t0 + jnp.arange(chunk, dtype=jnp.int32))
@@ -377,8 +364,8 @@ def _chunk_program(
 
 
 def _finish_program(f, sharding, carry):
-  """Checks every run's last point (``wonderland.run.finish``)."""
-  carry, value, grad_norm = jax.vmap(lambda c: run.finish(f, c, None))(carry)
+  """Checks every run's last point (``wonderland._loop.finish``)."""
+  carry, value, grad_norm = jax.vmap(lambda c: _loop.finish(f, c, None))(carry)
   return _constrain((carry, value, grad_norm), sharding)
 
 
@@ -402,7 +389,7 @@ def _assemble_program(layout, mesh, replicate, values, grad_norms, last_value,
         a, _out_sharding(a.shape, mesh, replicate)
     )
 
-  values, grad_norms, _ = run.shift_records(
+  values, grad_norms, _ = _loop.shift_records(
       jnp.concatenate(values, axis=1), jnp.concatenate(grad_norms, axis=1),
       last_value, last_grad_norm, num_steps, steps,
   )
@@ -490,12 +477,8 @@ def sweep(
     >>> result.values.shape
     (8, 4, 500)
   """
-  steps = run.check_steps(steps)
-  if (isinstance(chunk_steps, bool)
-      or not isinstance(chunk_steps, numbers.Integral) or chunk_steps <= 0):
-    raise ValueError(
-        f"chunk_steps must be a positive integer, got {chunk_steps!r}."
-    )
+  steps = _checks.integer("steps", steps, maximum=_checks.INT32_MAX)
+  chunk_steps = _checks.integer("chunk_steps", chunk_steps)
   names, values, fixed_items = _check_grid(make_optimizer, grid, fixed)
   n_seeds = _check_x0(f, x0)
 

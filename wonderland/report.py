@@ -73,30 +73,49 @@ def final_values(values, diverged=None) -> np.ndarray:
   return final
 
 
-def best_index(final) -> int:
+def best_index(final, *, tiebreak=None) -> int:
   """Index of the hyperparameter whose median over seeds is lowest.
 
+  This is THE selection rule of the library: ``SweepResult.best`` and the
+  compare job both call it, so the two cannot disagree.
+
   Args:
-    final: final values ``~ (n_hparams, n_seeds)`` (+inf for diverged runs,
-      so that a setting where half the seeds diverge cannot win).
+    final: one score per run ``~ (n_hparams, n_seeds)``, lower is better:
+      final values, or steps to a target (+inf for diverged runs or runs that
+      never reach it, so that a setting where half the seeds fail cannot win);
+      NaN counts as +inf.
+    tiebreak: optional second scores ``~ (n_hparams, n_seeds)``, compared by
+      their medians where the medians of ``final`` tie (e.g. the final values
+      of settings that all miss a target).
 
   Returns:
-    The index of the best setting; ties go to the first (smallest) one. If
-    every setting's median is +inf, the setting with the fewest diverged runs,
-    then the first, is returned.
+    The index of the best setting: the lowest median of ``final``; among
+    equal medians the lowest median of ``tiebreak``; then the fewest runs
+    whose ``final`` is +inf (so that, when every median is +inf, the setting
+    where the fewest runs failed wins); then the first (smallest) index.
 
   Raises:
-    ValueError: if ``final`` is not 2-D or is empty.
+    ValueError: if ``final`` is not 2-D or is empty, or ``tiebreak`` does not
+      match it.
   """
   final = np.asarray(final, dtype=float)
   _require_rank("final", final, 2, "(n_hparams, n_seeds)")
   if final.size == 0:
     raise ValueError(f"final must not be empty, got shape {final.shape}.")
   final = np.where(np.isnan(final), np.inf, final)
-  medians = np.median(final, axis=1)
-  if np.all(np.isinf(medians)):
-    return int(np.argmin(np.sum(np.isinf(final), axis=1)))
-  return int(np.argmin(medians))
+  keys = [np.median(final, axis=1)]
+  if tiebreak is not None:
+    tiebreak = np.asarray(tiebreak, dtype=float)
+    if tiebreak.shape != final.shape:
+      raise ValueError(
+          f"tiebreak must have the shape of final {final.shape}, got "
+          f"{tiebreak.shape}."
+      )
+    keys.append(np.median(np.where(np.isnan(tiebreak), np.inf, tiebreak),
+                          axis=1))
+  keys.append(np.sum(np.isinf(final), axis=1))
+  order = np.lexsort((np.arange(final.shape[0]), *reversed(keys)))
+  return int(order[0])
 
 
 def steps_to_target(values, target: float) -> np.ndarray:
@@ -112,6 +131,8 @@ def steps_to_target(values, target: float) -> np.ndarray:
 
   Returns:
     ``~ (...)`` floats: step counts, +inf where the target is never reached.
+    A run that reaches the target and diverges later keeps its count (as in
+    AlgoPerf, the time to the target is what is measured).
   """
   values = np.asarray(values, dtype=float)
   if values.ndim < 1 or values.shape[-1] == 0:

@@ -1,0 +1,312 @@
+"""The loop kernel that ``minimize`` and ``sweep`` share: one step of §1.3.
+
+From x_{t-1} take the gradient g = grad f(x_{t-1}), let the optimizer pick the
+update u_t = eta_t p_t, and step
+
+    x_t = x_{t-1} + u_t.
+
+``init_carry`` builds the loop state before step 1, ``step`` takes one step
+(and checks the point it leaves), ``finish`` checks the last point after the
+loop, and ``shift_records`` turns what the steps saw into the trace's
+f(x_t), t = 1..steps. ``wonderland.minimize`` runs them in one ``lax.scan`` or
+``lax.while_loop``; ``wonderland.sweep`` runs them under ``jax.vmap`` over
+every grid point and seed, so that a sweep cell takes the steps of the
+matching single run.
+
+Each step evaluates f and its gradient once, at x_{t-1}: they feed the update
+u_t (the line searches receive them as ``value`` and ``grad``) and they check
+x_{t-1}, the point the previous step reached; ``finish`` evaluates once more
+to check x_steps. Besides x the loop carries only the optimizer state; a
+step's three reductions (||grad f||, ||u_t||, <u_t, grad f>) take one pass,
+and the new point is one elementwise select, where(ok, x + u, x).
+
+Divergence. Step t knows x_{t-1}, f(x_{t-1}), grad f(x_{t-1}) and u_t:
+
+- if f(x_{t-1}) or grad f(x_{t-1}) is not finite, or f(x_{t-1}) exceeds
+  ``DIVERGENCE_THRESHOLD``, the run stops AT x_{t-1};
+- else if u_t is not finite, the run stops at x_{t-1}, without applying u_t;
+- else x_t = x_{t-1} + u_t.
+
+"Finite" is judged from the norms: the check reads ||grad f|| and ||u_t|| off
+the trace's sums of squares (no extra pass over memory), which are taken in
+at least float32. So a gradient or update whose norm exceeds what the sum's
+dtype holds (about 1.8e19 in float32) counts as not finite, although each of
+its entries is.
+
+A stop sets ``diverged`` and the run makes no further progress (the optimizer
+state is not rolled back: it is never used again). No non-finite update is
+ever applied. Nothing raises, and runs batched with ``jax.vmap`` stay
+independent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+PyTree = Any
+
+# A value above this (or a non-finite value, gradient or update) is divergence.
+DIVERGENCE_THRESHOLD = 1e30
+
+# State fields read as the step size, in order of preference.
+_STEP_SIZE_KEYS = ("step_size", "learning_rate")
+
+
+class Carry(NamedTuple):
+  """The loop state before step t: the point x_{t-1} and what is known of it.
+
+  x_{t-1} is pending until f and grad f there are found healthy (at the start
+  of step t, or by ``finish`` after the last step); if they are not, the run
+  stops there.
+  """
+
+  params: PyTree
+  opt_state: optax.OptState
+  num_steps: jax.Array
+  pending: jax.Array
+  diverged: jax.Array
+  converged: jax.Array
+
+
+class Record(NamedTuple):
+  """What step t contributes to the trace, before ``_assemble`` shifts it.
+
+  ``value`` and ``grad_norm`` are those of x_{t-1}; the others belong to u_t
+  (NaN if the step did not move); ``params`` is the new point x_t.
+  """
+
+  value: jax.Array
+  grad_norm: jax.Array
+  update_norm: jax.Array
+  cos_angle: jax.Array
+  step_size: jax.Array
+  params: PyTree
+
+
+def _healthy(value, grad_norm):
+  return (jnp.isfinite(value) & (value <= DIVERGENCE_THRESHOLD)
+          & jnp.isfinite(grad_norm))
+
+
+def _step_size(opt_state, dtype) -> jax.Array:
+  for key in _STEP_SIZE_KEYS:
+    found = optax.tree_utils.tree_get_all_with_path(opt_state, key)
+    for _, leaf in found:
+      if isinstance(leaf, (jax.Array, np.ndarray)) and jnp.ndim(leaf) == 0:
+        return jnp.asarray(leaf, dtype)
+  return jnp.asarray(jnp.nan, dtype)
+
+
+def _add(total, part):
+  return part if total is None else total + part
+
+
+# Block length of the trace's reductions: see ``_sums``.
+_SUM_BLOCK = 256
+
+
+def _reduce3(terms, axis):
+  zeros = tuple(jnp.zeros((), t.dtype) for t in terms)
+  return jax.lax.reduce(
+      terms, zeros, lambda a, b: (a[0] + b[0], a[1] + b[1], a[2] + b[2]), axis
+  )
+
+
+def _leaves(updates, grad):
+  """The leaves of u and g, flattened, in at least float32."""
+  for u, g in zip(jax.tree.leaves(updates), jax.tree.leaves(grad)):
+    acc = jnp.promote_types(jnp.result_type(u, g), jnp.float32)
+    yield jnp.ravel(u).astype(acc), jnp.ravel(g).astype(acc)
+
+
+def _blocked_sums(updates, grad):
+  """``_sums`` for XLA:CPU: blocks of ``_SUM_BLOCK``, then pairwise."""
+  uu = ug = gg = None
+  for u, g in _leaves(updates, grad):
+    n = u.shape[0]
+    head = n - n % _SUM_BLOCK
+    parts = []
+    if head:
+      ub = u[:head].reshape(-1, _SUM_BLOCK)
+      gb = g[:head].reshape(-1, _SUM_BLOCK)
+      blocks = _reduce3((ub * ub, ub * gb, gb * gb), (1,))
+      parts.append(tuple(jnp.sum(b) for b in blocks))
+    if head < n or not head:  # the tail (also an empty leaf's zeros)
+      ut, gt = u[head:], g[head:]
+      parts.append(_reduce3((ut * ut, ut * gt, gt * gt), (0,)))
+    for p_uu, p_ug, p_gg in parts:
+      uu, ug, gg = _add(uu, p_uu), _add(ug, p_ug), _add(gg, p_gg)
+  return uu, ug, gg
+
+
+def _flat_sums(updates, grad):
+  """``_sums`` off CPU: one variadic reduction per leaf."""
+  uu = ug = gg = None
+  for u, g in _leaves(updates, grad):
+    p_uu, p_ug, p_gg = _reduce3((u * u, u * g, g * g), (0,))
+    uu, ug, gg = _add(uu, p_uu), _add(ug, p_ug), _add(gg, p_gg)
+  return uu, ug, gg
+
+
+def _sums(updates, grad):
+  """(<u, u>, <u, g>, <g, g>) over the pytrees, in one pass over u and g.
+
+  One variadic reduction takes the three sums together (three separate sums
+  make XLA:CPU write u * u and g * g to memory first). Sums are accumulated in
+  at least float32. How the reduction is cut depends on the backend:
+
+  - XLA:CPU emits a flat reduction as one float32 running sum, which loses
+    accuracy at millions of parameters; so on CPU each leaf is cut into blocks
+    of ``_SUM_BLOCK`` numbers, one variadic reduction gives every block's
+    three partial sums, and ``jnp.sum`` adds the partials pairwise (accurate
+    to ~1e-7 relative, tests/test_run.py);
+  - XLA:GPU already reduces in a tree of partial sums, where the blocks only
+    add small kernels; so off CPU each leaf is one flat variadic reduction.
+
+  The measurements behind both choices are in benchmarks/README.md.
+  """
+  return jax.lax.platform_dependent(
+      updates, grad, cpu=_blocked_sums, default=_flat_sums
+  )
+
+
+def _check_point(carry: Carry, value, grad_norm, tol):
+  """Checks carry.params from f and ||grad f|| there; stops the run if bad.
+
+  Returns:
+    ``(carry, may_move)``: the carry with num_steps, diverged and converged
+    updated, and whether a step may leave the point (healthy, running, not
+    converged).
+  """
+  running = ~carry.diverged & ~carry.converged
+  ok = running & _healthy(value, grad_norm)
+  converged = carry.converged
+  if tol is not None:
+    converged = converged | (ok & (grad_norm <= tol))
+  carry = carry._replace(
+      num_steps=carry.num_steps + (ok & carry.pending).astype(jnp.int32),
+      diverged=carry.diverged | (running & ~ok),
+      converged=converged,
+  )
+  return carry, ok & ~converged
+
+
+def init_carry(optimizer, x0) -> Carry:
+  """The loop state before step 1; shared with ``wonderland.sweep``."""
+  false = jnp.bool_(False)
+  return Carry(
+      params=x0,
+      opt_state=optimizer.init(x0),
+      num_steps=jnp.zeros((), jnp.int32),
+      pending=false,
+      diverged=false,
+      converged=false,
+  )
+
+
+def step(f, optimizer, carry: Carry, can_move, tol):
+  """Checks x_{t-1} and takes the step x_t = x_{t-1} + u_t from it.
+
+  Step t evaluates f and grad f once, at x_{t-1}: they check x_{t-1} (the
+  point step t-1 reached; x_0 at t = 1), mark convergence, and feed the
+  optimizer's update u_t. If f or grad f is not finite at x_{t-1} (or f is
+  huge), or u_t is not finite, the run stops at x_{t-1} and is frozen from
+  then on. The optimizer state is not frozen: it is never used again once the
+  run stops moving.
+
+  The new point is one elementwise expression, where(moved, x + u, x), that
+  XLA fuses with the add and writes over x in place.
+
+  Shared by ``minimize`` and ``wonderland.sweep`` (under ``jax.vmap``): a
+  sweep cell runs the same step function as the matching single run.
+
+  Args:
+    f: the objective.
+    optimizer: a ``GradientTransformationExtraArgs``.
+    carry: the loop state before step t.
+    can_move: a bool scalar; False makes the step only check x_{t-1}.
+    tol: None, or the tolerance on ||grad f(x_{t-1})|| that marks
+      convergence.
+
+  Returns:
+    ``(carry, record)``: the state before step t + 1 and step t's ``Record``.
+  """
+  value, grad = jax.value_and_grad(f)(carry.params)
+  updates, opt_state = optimizer.update(
+      grad,
+      carry.opt_state,
+      carry.params,
+      value=value,
+      grad=grad,
+      value_fn=f,
+  )
+  uu, ug, gg = _sums(updates, grad)
+  grad_norm, update_norm = jnp.sqrt(gg), jnp.sqrt(uu)
+  carry, may_move = _check_point(carry, value, grad_norm, tol)
+  move = may_move & can_move
+  moved = move & jnp.isfinite(update_norm)
+  params = jax.tree.map(
+      lambda x, u: jnp.where(moved, (x + u).astype(x.dtype), x),
+      carry.params, updates,
+  )
+  # cos of the angle between u_t and -grad f(x_{t-1}); NaN if either is zero.
+  denom = update_norm * grad_norm
+  cos_angle = jnp.where(
+      denom > 0, -ug / jnp.where(denom > 0, denom, 1.0), jnp.nan
+  )
+  dtype = jnp.result_type(value)
+  nan = jnp.asarray(jnp.nan, dtype)
+  record = Record(
+      value=value,
+      grad_norm=grad_norm.astype(dtype),
+      update_norm=jnp.where(moved, update_norm, nan).astype(dtype),
+      cos_angle=jnp.where(moved, cos_angle, nan).astype(dtype),
+      step_size=jnp.where(moved, _step_size(opt_state, dtype), nan),
+      params=params,
+  )
+  carry = carry._replace(
+      params=params,
+      opt_state=opt_state,
+      pending=moved,
+      diverged=carry.diverged | (move & ~moved),
+  )
+  return carry, record
+
+
+def finish(f, carry: Carry, tol):
+  """Checks the last point after the loop; shared with ``wonderland.sweep``.
+
+  Returns:
+    ``(carry, value, grad_norm)``: the final state (diverged set if f or
+    grad f is not finite at the last point), and f and ||grad f|| there.
+  """
+  value, grad = jax.value_and_grad(f)(carry.params)
+  gg = _sums(grad, grad)[0]
+  grad_norm = jnp.sqrt(gg).astype(jnp.result_type(value))
+  carry, _ = _check_point(carry, value, grad_norm, tol)
+  return carry._replace(pending=jnp.bool_(False)), value, grad_norm
+
+
+def shift_records(values, grad_norms, last_value, last_grad_norm, num_steps,
+                  steps):
+  """values[t-1] = f(x_t) from step records of x_{t-1} ~ (..., >= steps).
+
+  Step t records f(x_{t-1}); dropping step 1's f(x_0) and appending f at the
+  last point gives f(x_t) for t = 1..steps. Entries at and after num_steps
+  (steps that did not run or reached a blown-up point) become NaN. Shared with
+  ``wonderland.sweep``, where the arrays carry a leading run axis.
+  """
+
+  def shift(a, last):
+    return jnp.concatenate([a[..., 1:steps], last[..., None]], axis=-1)
+
+  mask = jnp.arange(steps) < num_steps[..., None]
+  return (jnp.where(mask, shift(values, last_value), jnp.nan),
+          jnp.where(mask, shift(grad_norms, last_grad_norm), jnp.nan), mask)
+
+
