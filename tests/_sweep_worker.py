@@ -34,6 +34,37 @@ def problem():
   return rosenbrock, optax.sgd, grid, x0, kwargs
 
 
+def optax_sgd():
+  import optax  # pylint: disable=g-import-not-at-top
+
+  return optax.sgd
+
+
+def stochastic_problem():
+  """Minibatch least squares: 3 learning rates x 2 seeds, evaluated."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(0)
+  features = rng.normal(size=(64, 3)).astype(np.float32)
+  targets = features @ np.array([1.0, -2.0, 0.5], np.float32)
+
+  def loss(w, batch):
+    a, b = batch
+    return jnp.mean((a @ w - b) ** 2)
+
+  def evaluate(w):
+    return {"loss": jnp.mean((features @ w - targets) ** 2)}
+
+  grid = {"learning_rate": np.array([0.01, 0.05, 0.1])}
+  x0 = np.zeros((2, 3), np.float32)
+  kwargs = dict(steps=13, data=(features, targets), batch_size=8,
+                key=jax.random.key(3), evaluate=evaluate, eval_every=4,
+                chunk_steps=4)
+  return loss, grid, x0, kwargs
+
+
 def run_and_save(out: str) -> None:
   # Imported here: XLA_FLAGS must be set before jax loads.
   # pylint: disable=g-import-not-at-top
@@ -57,6 +88,11 @@ def run_and_save(out: str) -> None:
       f, make, {"learning_rate": np.linspace(1e-4, 1e-3, 8)},
       {k: v[:1] for k, v in x0.items()}, steps=3, fixed={"momentum": 0.9},
   )
+  # A stochastic sweep with evaluations: minibatches of a linear regression.
+  sf, sgrid, sx0, skwargs = stochastic_problem()
+  stoch = sweep(sf, optax_sgd(), sgrid, sx0, **skwargs)
+  arrays["stoch_values"] = stoch.values
+  arrays["stoch_evals"] = stoch.evals["loss"]
   np.savez(
       out,
       device_count=jax.device_count(),

@@ -193,3 +193,164 @@ def keyword_names(
       if p.kind in kinds and p.default is inspect.Parameter.empty
   ]
   return names, required
+
+
+# --- sizes and points (appended for landscape, problems and derivatives) -----
+
+# The most memory one library call may ask for: a size argument whose arrays
+# would need more is refused, with one sentence, before anything is allocated
+# (rather than killing the process or running for hours). 2 GiB; it is read at
+# every call, so a machine with more memory may raise it by assigning
+# ``wonderland._checks.MAX_BYTES``.
+MAX_BYTES = 2 * 1024**3
+
+
+def _bytes_text(n: float) -> str:
+  """n bytes in the largest binary unit that keeps the number >= 1."""
+  for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+    if n < 1024 or unit == "PiB":
+      return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+    n /= 1024
+  return ""  # unreachable
+
+
+def allocation(name: str, value: Any, nbytes: float, what: str, *,
+               given: str | None = None) -> None:
+  """Refuses ``name = value`` when ``what`` would take more than MAX_BYTES.
+
+  The caller estimates ``nbytes`` from the sizes before allocating anything;
+  ``given`` replaces ``repr(value)`` in the message (e.g. "shape (d,)").
+  """
+  if nbytes > MAX_BYTES:
+    given = repr(value) if given is None else given
+    raise ValueError(
+        f"{name} must keep {what} within {_bytes_text(MAX_BYTES)} "
+        f"(wonderland._checks.MAX_BYTES), got {given}, which needs about "
+        f"{_bytes_text(nbytes)}."
+    )
+
+
+def point(name: str, x: Any) -> jax.Array:
+  """x as a real vector ~ (d,), d >= 1, in at least float32."""
+  if isinstance(x, str):
+    raise ValueError(f"{name} must be a point ~ (d,) of real numbers, got {x!r}.")
+  try:
+    x = jnp.asarray(x)
+  except (TypeError, ValueError):
+    raise ValueError(
+        f"{name} must be a point ~ (d,) of real numbers, got "
+        f"{type(x).__name__}."
+    ) from None
+  if x.ndim != 1 or x.shape[0] == 0:
+    raise ValueError(
+        f"{name} must be a point ~ (d,) with d >= 1, got shape {x.shape}."
+    )
+  if jnp.issubdtype(x.dtype, jnp.complexfloating):
+    raise ValueError(f"{name} must be a real point, got dtype {x.dtype}.")
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    return x.astype(jnp.result_type(float))
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def box(bounds: Any, name: str = "bounds") -> tuple[jax.Array, jax.Array]:
+  """``(lower, upper)`` as two finite points ~ (d,) with lower < upper."""
+  try:
+    lower, upper = bounds
+  except (TypeError, ValueError):
+    raise ValueError(
+        f"{name} must be a pair (lower, upper) of arrays ~ (d,), got "
+        f"{bounds!r}."
+    ) from None
+  lower, upper = point(f"{name}[0]", lower), point(f"{name}[1]", upper)
+  if lower.shape != upper.shape:
+    raise ValueError(
+        f"{name} must be two arrays of the same shape (d,), got {lower.shape} "
+        f"and {upper.shape}."
+    )
+  lo, hi = np.asarray(lower), np.asarray(upper)
+  if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))
+          and np.all(lo < hi)):
+    raise ValueError(
+        f"{name} must be finite with lower < upper in every coordinate, got "
+        f"lower={lo.tolist()} and upper={hi.tolist()}."
+    )
+  dtype = jnp.result_type(lower, upper)
+  return lower.astype(dtype), upper.astype(dtype)
+
+
+def evaluations(evaluate: Any, x: Any, what: str) -> None:
+  """evaluate(x) returns a non-empty dict of str -> real scalar (traces once)."""
+  function(evaluate, "evaluate", hashable=True)
+  try:
+    out = jax.eval_shape(evaluate, x)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(
+        f"evaluate could not be evaluated at {what}: {type(e).__name__}: {e}"
+    ) from None
+  if not (isinstance(out, dict) and out
+          and all(isinstance(k, str) for k in out)):
+    raise ValueError(
+        f"evaluate must return a non-empty dict from metric name to scalar, "
+        f"got {jax.tree.map(lambda s: s.shape, out)!r}."
+    )
+  for name, leaf in out.items():
+    if not (isinstance(leaf, jax.ShapeDtypeStruct) and leaf.shape == ()
+            and (jnp.issubdtype(leaf.dtype, jnp.floating)
+                 or jnp.issubdtype(leaf.dtype, jnp.integer))):
+      shape = jax.tree.map(lambda s: s.shape, leaf)
+      raise ValueError(
+          f"evaluate must return real scalars, got {name!r} of shape {shape}."
+      )
+
+
+def stochastic(x: Any, *, steps: int, tol, data, batch_size, key, evaluate,
+               eval_every) -> tuple[int | None, int | None]:
+  """The stochastic and evaluation arguments of a run; x is one initial point.
+
+  Returns:
+    ``(batch_size, eval_every)`` as Python ints (None where unused).
+  """
+  from wonderland import data as data_lib  # pylint: disable=g-import-not-at-top
+
+  if data is None:
+    for name, value in (("batch_size", batch_size), ("key", key)):
+      if value is not None:
+        shown = "a key" if name == "key" else repr(value)
+        raise ValueError(
+            f"{name} is only used with data (a stochastic run), got "
+            f"{shown} without data."
+        )
+  else:
+    n = data_lib.check_data(data)
+    if key is None:
+      raise ValueError(
+          "key must be given with data: a jax.random key, such as "
+          "jax.random.key(0), that fixes the order of the minibatches."
+      )
+    globals()["key"](key, "key")
+    if batch_size is None:
+      raise ValueError(
+          f"batch_size must be given with data: an integer in [1, {n}]."
+      )
+    batch_size = integer("batch_size", batch_size, maximum=n)
+    if tol is not None:
+      raise ValueError(
+          f"tol must be None with data: it would stop on a minibatch "
+          f"gradient, got tol={tol!r}."
+      )
+  if evaluate is None:
+    if eval_every is not None:
+      raise ValueError(
+          f"eval_every is only used with evaluate, got eval_every="
+          f"{eval_every!r} without evaluate."
+      )
+    return batch_size, None
+  if tol is not None:
+    raise ValueError(
+        f"evaluate needs a run of fixed length: give tol=None, got "
+        f"tol={tol!r}."
+    )
+  evaluations(evaluate, x, "x0")
+  every = steps if eval_every is None else integer(
+      "eval_every", eval_every, maximum=INT32_MAX)
+  return batch_size, min(every, steps)

@@ -310,3 +310,87 @@ def shift_records(values, grad_norms, last_value, last_grad_norm, num_steps,
           jnp.where(mask, shift(grad_norms, last_grad_norm), jnp.nan), mask)
 
 
+
+
+class Feed(NamedTuple):
+  """Where a stochastic run's minibatches come from.
+
+  Step t (1-based) evaluates f(x_{t-1}, B_{t-1}), B_i being
+  ``wonderland.data.minibatch(data, key, i, batch_size)``: a pure function of
+  the key and the step, so the loop carries no sampler state.
+  """
+
+  data: PyTree
+  key: jax.Array
+  batch_size: int
+
+
+def objective(f, feed: Feed | None, t):
+  """f itself, or x -> f(x, B_t), the loss on the minibatch of index t."""
+  if feed is None:
+    return f
+  from wonderland import data as data_lib  # pylint: disable=g-import-not-at-top
+
+  batch = data_lib.minibatch(feed.data, feed.key, t, feed.batch_size)
+  return lambda x: f(x, batch)
+
+
+def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
+               feed=None, evaluate=None, every=None, keep_params=False):
+  """Steps t + 1 for t = t0..t0 + length - 1, as one ``lax.scan``.
+
+  Args:
+    f: the objective: f(x), or f(x, batch) with a ``feed``.
+    optimizer: a ``GradientTransformationExtraArgs``.
+    carry: the loop state before the first of these steps.
+    t0: the 0-based index of the first step, an int32 scalar.
+    length: the number of steps, a static int.
+    steps: None, or the number of steps of the run: steps with t >= steps
+      only check their point (a sweep's last chunk overshoots).
+    feed: None for a deterministic run, else the ``Feed`` of the minibatches.
+    evaluate: None, or a function of the params returning a dict of scalars,
+      evaluated after every ``every`` steps (``length`` a multiple of it).
+    every: the evaluation period, a static int.
+    keep_params: keep x_t in the records (for ``Trace.path``).
+
+  Returns:
+    ``(carry, records, evals)``: the state after the steps, the ``Record`` of
+    every step (leaves ~ (length, ...)), and the evaluations (name ->
+    ~ (length // every,)) or None.
+  """
+  # A deterministic run of known length never reads t: scan without it, so
+  # that its program is the plain loop.
+  uses_t = feed is not None or steps is not None
+
+  def body(c, t):
+    can_move = jnp.bool_(True) if steps is None else t < steps
+    c, rec = step(objective(f, feed, t), optimizer, c, can_move, None)
+    return c, rec if keep_params else rec._replace(params=None)
+
+  def run(c, first, n):
+    ts = first + jnp.arange(n, dtype=jnp.int32) if uses_t else None
+    return jax.lax.scan(body, c, ts, length=n)
+
+  if evaluate is None:
+    carry, records = run(carry, t0, length)
+    return carry, records, None
+
+  def block(c, i):
+    c, records = run(c, t0 + i * every, every)
+    return c, (records, evaluate(c.params))
+
+  carry, (records, evals) = jax.lax.scan(
+      block, carry, jnp.arange(length // every, dtype=jnp.int32)
+  )
+  records = jax.tree.map(
+      lambda a: a.reshape(length, *a.shape[2:]), records
+  )
+  return carry, records, evals
+
+
+def evaluation_steps(steps: int, every: int) -> np.ndarray:
+  """The steps after which a run evaluates: every, 2 every, ..., and steps."""
+  ends = np.arange(every, steps + 1, every)
+  if not ends.size or ends[-1] != steps:
+    ends = np.append(ends, steps)
+  return ends.astype(np.int32)

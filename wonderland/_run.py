@@ -44,10 +44,15 @@ import jax.numpy as jnp
 import optax
 
 from wonderland import _checks
+from wonderland import data as data_lib
 from wonderland._loop import DIVERGENCE_THRESHOLD
+from wonderland._loop import evaluation_steps
+from wonderland._loop import Feed
 from wonderland._loop import finish
 from wonderland._loop import init_carry
+from wonderland._loop import objective
 from wonderland._loop import Record
+from wonderland._loop import scan_steps
 from wonderland._loop import shift_records
 from wonderland._loop import step
 
@@ -78,6 +83,11 @@ class Trace(NamedTuple):
       finite or f was huge, or at an update that was not finite.
     path: x_t for every step, a pytree like x0 with leaves ~ (steps, *leaf),
       if ``keep_path=True``; None otherwise.
+    evals: with ``evaluate``, name -> its value at each of ``eval_steps``
+      ~ (n_evals,) (NaN at steps the run did not reach); None otherwise.
+    eval_steps: with ``evaluate``, the steps t whose x_t was evaluated
+      ~ (n_evals,): every ``eval_every`` steps, and the last step; None
+      otherwise.
 
   Per-step entries for steps that did not run are NaN.
   """
@@ -92,17 +102,34 @@ class Trace(NamedTuple):
   converged: jax.Array
   diverged: jax.Array
   path: PyTree | None = None
+  evals: dict[str, jax.Array] | None = None
+  eval_steps: jax.Array | None = None
 
 
 
-def _minimize_scan(f, optimizer, x0, steps, keep_path):
+def _minimize_scan(f, optimizer, x0, steps, keep_path, feed, evaluate, every):
+  """All steps as scans; with ``evaluate``, blocks of ``every`` then the rest."""
   carry = init_carry(optimizer, x0)
-
-  def body(c, _):
-    c, rec = step(f, optimizer, c, jnp.bool_(True), None)
-    return c, rec._replace(params=rec.params if keep_path else None)
-
-  return jax.lax.scan(body, carry, None, length=steps)
+  kw = dict(feed=feed, keep_params=keep_path)
+  if evaluate is None:
+    carry, records, _ = scan_steps(f, optimizer, carry, 0, steps, **kw)
+    return carry, records, None
+  full = steps - steps % every
+  parts, evals = [], []
+  if full:
+    carry, records, e = scan_steps(f, optimizer, carry, 0, full,
+                                   evaluate=evaluate, every=every, **kw)
+    parts.append(records)
+    evals.append(e)
+  if full < steps:
+    rest = steps - full
+    carry, records, e = scan_steps(f, optimizer, carry, full, rest,
+                                   evaluate=evaluate, every=rest, **kw)
+    parts.append(records)
+    evals.append(e)
+  concat = lambda *a: jnp.concatenate(a, axis=0)
+  return (carry, jax.tree.map(concat, *parts),
+          jax.tree.map(concat, *evals))
 
 
 def _minimize_while(f, optimizer, x0, steps, tol, keep_path):
@@ -132,16 +159,25 @@ def _minimize_while(f, optimizer, x0, steps, tol, keep_path):
   return carry, recs
 
 
-def _minimize_impl(f, optimizer, x0, tol, *, steps, has_tol, keep_path):
+def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
+                   has_tol, keep_path, batch_size, every):
+  feed = None if data is None else Feed(data, key, batch_size)
   # Checked here, while jax traces for a new f, optimizer or shapes: a call
   # that hits jax's cache does not trace f once more.
-  _checks.scalar_output(f, (x0,), "x0")
+  if feed is None:
+    _checks.scalar_output(f, (x0,), "x0")
+  else:
+    batch = jax.tree.map(lambda a: a[:batch_size], data)
+    _checks.scalar_output(f, (x0, batch), "x0 and a batch")
   optimizer = optax.with_extra_args_support(optimizer)
+  evals = None
   if has_tol:
     carry, recs = _minimize_while(f, optimizer, x0, steps, tol, keep_path)
   else:
-    carry, recs = _minimize_scan(f, optimizer, x0, steps, keep_path)
-  carry, value, grad_norm = finish(f, carry, tol if has_tol else None)
+    carry, recs, evals = _minimize_scan(f, optimizer, x0, steps, keep_path,
+                                        feed, evaluate, every)
+  last = objective(f, feed, jnp.asarray(steps, jnp.int32))
+  carry, value, grad_norm = finish(last, carry, tol if has_tol else None)
   values, grad_norms, mask = shift_records(
       recs.value, recs.grad_norm, value, grad_norm, carry.num_steps, steps
   )
@@ -154,6 +190,11 @@ def _minimize_impl(f, optimizer, x0, tol, *, steps, has_tol, keep_path):
         ),
         recs.params,
     )
+  eval_steps = None
+  if evals is not None:
+    eval_steps = jnp.asarray(evaluation_steps(steps, every))
+    ran = eval_steps <= carry.num_steps
+    evals = {k: jnp.where(ran, v, jnp.nan) for k, v in evals.items()}
   return Trace(
       params=carry.params,
       values=values,
@@ -165,24 +206,31 @@ def _minimize_impl(f, optimizer, x0, tol, *, steps, has_tol, keep_path):
       converged=carry.converged,
       diverged=carry.diverged,
       path=path,
+      evals=evals,
+      eval_steps=eval_steps,
   )
 
 
 _minimize_jit = jax.jit(
     _minimize_impl,
-    static_argnums=(0, 1),
-    static_argnames=("steps", "has_tol", "keep_path"),
+    static_argnums=(0, 1, 6),
+    static_argnames=("steps", "has_tol", "keep_path", "batch_size", "every"),
 )
 
 
 def minimize(
-    f: Callable[[PyTree], jax.Array],
+    f: Callable[..., jax.Array],
     optimizer: optax.GradientTransformation,
     x0: PyTree,
     *,
     steps: int,
     tol: float | None = None,
     keep_path: bool = False,
+    data: PyTree | None = None,
+    batch_size: int | None = None,
+    key: jax.Array | None = None,
+    evaluate: Callable[[PyTree], dict[str, jax.Array]] | None = None,
+    eval_every: int | None = None,
 ) -> Trace:
   """Minimizes f from x0 with ``optimizer``, as one compiled program.
 
@@ -197,12 +245,30 @@ def minimize(
   grad f(x_{t-1}) and f. See the module docstring for what each trace entry
   holds and for divergence.
 
-  The program is cached by jax for the same ``f`` and ``optimizer`` objects
-  and shapes; a new optimizer object (``optax.sgd(0.2)`` built again) compiles
-  again: to compare hyperparameters, use ``wonderland.sweep``.
+  Stochastic runs. With ``data`` (a pytree of arrays sharing a leading
+  example axis, e.g. ``(X, y)``), f is ``f(params, batch)`` and step t uses
+  the gradient of f(x_{t-1}, B_{t-1}) on the minibatch
+  ``B_i = wonderland.data.minibatch(data, key, i, batch_size)``: epoch-wise
+  shuffling without replacement, a pure function of ``key`` and the step.
+  The trace then records minibatch quantities: ``values[t-1]`` is
+  f(x_t, B_t), the loss at x_t on the batch that step t + 1 draws (a batch
+  x_t has not been fitted on, so an unbiased estimate of the training loss
+  at x_t), and ``grad_norms`` the norms of those minibatch gradients;
+  update norms, cosines, step sizes and divergence keep their meaning.
+  ``tol`` would judge a minibatch gradient and is refused with ``data``.
+
+  Evaluations. ``evaluate(params) -> dict[str, scalar]`` (held-out loss and
+  accuracy, say) runs inside the same program after every ``eval_every``
+  steps and after the last; see ``Trace.evals``.
+
+  The program is cached by jax for the same ``f``, ``optimizer`` and
+  ``evaluate`` objects and shapes; a new optimizer object (``optax.sgd(0.2)``
+  built again) compiles again: to compare hyperparameters, use
+  ``wonderland.sweep``.
 
   Args:
-    f: the objective, a function of a pytree like x0 returning a scalar.
+    f: the objective, a function of a pytree like x0 (and of a batch, with
+      ``data``) returning a scalar.
     optimizer: an ``optax.GradientTransformation``.
     x0: the starting point x_0, a pytree of floating-point arrays.
     steps: the number of steps (with ``tol``, the most steps).
@@ -210,6 +276,11 @@ def minimize(
       ``jax.lax.while_loop``); a start with ||grad f(x_0)|| <= tol takes no
       step. If None, run all steps (a ``jax.lax.scan``).
     keep_path: also return x_t for every step in ``Trace.path``.
+    data: the training examples of a stochastic run, or None.
+    batch_size: the minibatch size, an int in [1, n]; required with ``data``.
+    key: the ``jax.random`` key of the data order; required with ``data``.
+    evaluate: a function of the params returning a dict of scalars, or None.
+    eval_every: the evaluation period (default: only after the last step).
 
   Returns:
     A ``Trace`` with per-step arrays ~ (steps,).
@@ -217,8 +288,11 @@ def minimize(
   Raises:
     ValueError: if f is not callable or not scalar at x0, x0 holds no
       floating-point array, optimizer is not a gradient transformation, steps
-      is not a positive integer, tol is not a non-negative number, or
-      keep_path is not a bool.
+      is not a positive integer, tol is not a non-negative number, keep_path
+      is not a bool, or the stochastic arguments do not fit (see
+      ``data``..``eval_every``: a missing key, a batch size out of range,
+      leaves of different lengths, an evaluate that does not return a dict of
+      scalars, tol with data).
 
   Example:
     >>> trace = minimize(lambda x: jnp.sum(x**2), optax.sgd(0.1),
@@ -237,13 +311,24 @@ def minimize(
   _checks.transformation(optimizer)
   _checks.function(f, "f", what="a callable objective", hashable=True)
   _checks.float_tree(x0, "x0")
+  batch_size, every = _checks.stochastic(
+      x0, steps=steps, tol=tol, data=data, batch_size=batch_size, key=key,
+      evaluate=evaluate, eval_every=eval_every,
+  )
+  if data is not None:
+    data = jax.tree.map(jnp.asarray, data)
   return _minimize_jit(
       f,
       optimizer,
       x0,
       # The default float dtype: float64 under x64, so tol is not rounded.
       None if tol is None else jnp.asarray(tol, float),
+      data,
+      key,
+      evaluate,
       steps=steps,
       has_tol=tol is not None,
       keep_path=keep_path,
+      batch_size=batch_size,
+      every=every,
   )

@@ -42,6 +42,7 @@ from jax.sharding import PartitionSpec as P
 
 from wonderland import _checks
 from wonderland import _loop
+from wonderland import data as data_lib
 from wonderland import report
 
 __all__ = ["SweepResult", "sweep", "METRICS"]
@@ -74,6 +75,10 @@ class SweepResult(NamedTuple):
     steps: the number of steps.
     compile_seconds: time spent lowering and compiling (near 0 when cached).
     run_seconds: time spent running the compiled programs.
+    evals: with ``evaluate``, name -> its value after each of ``eval_steps``
+      ~ (*G, S, n_evals), NaN at steps a run did not reach; None otherwise.
+    eval_steps: with ``evaluate``, the evaluated steps ~ (n_evals,) (numpy);
+      None otherwise.
   """
 
   values: jax.Array
@@ -86,41 +91,61 @@ class SweepResult(NamedTuple):
   steps: int
   compile_seconds: float
   run_seconds: float
+  evals: dict[str, jax.Array] | None = None
+  eval_steps: np.ndarray | None = None
 
   def score(
-      self, metric: str = "final_value", target: float | None = None
+      self, metric: str = "final_value", target: float | None = None,
+      mode: str = "min",
   ) -> np.ndarray:
     """The median over seeds of ``metric`` for every grid point ~ G.
 
     Args:
       metric: ``"final_value"``, f at the last step, or
         ``"steps_to_target"``, the first t with f(x_t) <= target (+inf if never
-        reached), as in DeepOBS and AlgoPerf. Lower is better for both;
-        diverged runs score +inf.
+        reached), as in DeepOBS and AlgoPerf; lower is better for both. Or
+        the name of a metric of ``evals`` (e.g. ``"val_accuracy"``): its
+        value at the last evaluation, better as ``mode`` says. A diverged run
+        (or a NaN) scores the worst: +inf for ``"min"``, -inf for ``"max"``.
       target: the value to reach, for ``"steps_to_target"`` only.
+      mode: ``"min"`` or ``"max"``, whether lower or higher is better; only
+        an evaluated metric may be ``"max"``.
 
     Raises:
-      ValueError: for an unknown metric, or a target missing, not finite, or
-        given with ``"final_value"``.
+      ValueError: for an unknown metric or mode, or a target missing, not
+        finite, or given with another metric.
     """
-    per_run = self._per_run(metric, target)
-    return np.median(np.where(np.isnan(per_run), np.inf, per_run), axis=-1)
+    signed = self._per_run(metric, target, mode)
+    medians = np.median(np.where(np.isnan(signed), np.inf, signed), axis=-1)
+    return -medians if mode == "max" else medians
 
-  def _per_run(self, metric: str, target: float | None) -> np.ndarray:
-    """The score of every run ~ (*G, S), by ``wonderland.report``'s rules."""
-    if metric not in METRICS:
+  def _per_run(self, metric: str, target: float | None,
+               mode: str = "min") -> np.ndarray:
+    """Every run's score ~ (*G, S), lower is better, by report's rules."""
+    evaluated = tuple(self.evals or ())
+    if metric not in METRICS + evaluated:
       raise ValueError(
-          f"metric must be one of {', '.join(repr(m) for m in METRICS)}, got "
-          f"{metric!r}."
+          f"metric must be one of "
+          f"{', '.join(repr(m) for m in METRICS + evaluated)}, got {metric!r}."
       )
+    if mode not in ("min", "max") or (mode == "max" and metric in METRICS):
+      allowed = "'min'" if metric in METRICS else "'min' or 'max'"
+      raise ValueError(
+          f"mode must be {allowed} for metric {metric!r}, got {mode!r}."
+      )
+    if target is not None and metric != "steps_to_target":
+      raise ValueError(
+          f"target is only used with metric='steps_to_target', got "
+          f"target={target!r} with metric={metric!r}."
+      )
+    diverged = np.asarray(self.diverged)
+    if metric in evaluated:
+      last = np.asarray(self.evals[metric], dtype=np.float64)[..., -1]
+      signed = -last if mode == "max" else last
+      return np.where(diverged | np.isnan(signed), np.inf, signed)
     values = np.asarray(self.values, dtype=np.float64)
     if metric == "final_value":
-      if target is not None:
-        raise ValueError(
-            f"target is only used with metric='steps_to_target', got "
-            f"target={target!r} with metric='final_value'."
-        )
-      return report.final_values(values, np.asarray(self.diverged))
+      return report.final_values(values, diverged)
     if (isinstance(target, bool) or not isinstance(target, numbers.Real)
         or not math.isfinite(target)):
       raise ValueError(
@@ -130,25 +155,27 @@ class SweepResult(NamedTuple):
     return report.steps_to_target(values, float(target))
 
   def best(
-      self, metric: str = "final_value", target: float | None = None
+      self, metric: str = "final_value", target: float | None = None,
+      mode: str = "min",
   ) -> dict[str, float]:
-    """The hyperparameters with the lowest median ``metric`` over seeds.
+    """The hyperparameters with the best median ``metric`` over seeds.
 
     The choice is ``wonderland.report.best_index`` over the grid points (the
-    compare job's rule): the lowest median; ties (for instance grid points
+    compare job's rule): the best median; ties (for instance grid points
     that never reach the target) go to the lowest median final value, then to
     the fewest failed runs, then to grid order. A run that reaches the target
     and diverges later keeps its steps to the target.
 
     Args:
-      metric: see ``score``.
+      metric: see ``score``; e.g. ``best("val_accuracy", mode="max")``.
       target: see ``score``.
+      mode: see ``score``.
 
     Returns:
       A dict name -> value (a Python float) of the best grid point; an empty
       dict for an empty grid.
     """
-    per_run = self._per_run(metric, target)
+    per_run = self._per_run(metric, target, mode)
     grid_shape, n_seeds = per_run.shape[:-1], per_run.shape[-1]
     tiebreak = None
     if metric != "final_value":
@@ -267,8 +294,12 @@ def _build_on_host(make_optimizer, fixed, grid):
         ) from None
 
 
-def _check_x0(f, x0) -> int:
-  """x0's leaves share a leading seed axis, and f is scalar at one seed."""
+def _check_x0(f, x0, batch=None) -> tuple[int, Any]:
+  """x0's leaves share a leading seed axis, and f is scalar at one seed.
+
+  Returns:
+    ``(n_seeds, one_seed)``, one_seed the shapes of x0[0].
+  """
   _checks.function(f, "f", what="a callable objective", hashable=True)
   leaves = jax.tree.leaves(x0)
   if not leaves:
@@ -289,13 +320,14 @@ def _check_x0(f, x0) -> int:
   )
   _checks.float_tree(one_seed, "x0", shapes_ok=True)
   try:
-    _checks.scalar_output(f, (one_seed,), "one seed of x0")
+    args = (one_seed,) if batch is None else (one_seed, batch)
+    _checks.scalar_output(f, args, "one seed of x0")
   except ValueError as e:
     raise ValueError(
         f"{str(e).rstrip('.')} (x0 must have a leading seed axis, x0[i] "
         f"being the i-th initial point; its leaf shapes are {shapes})."
     ) from None
-  return shapes[0][0]
+  return shapes[0][0], one_seed
 
 
 def inject_traced(
@@ -335,37 +367,54 @@ def _init_program(make_optimizer, fixed, sharding, hparams, x0):
   return _constrain(jax.vmap(one)(hparams, x0), sharding)
 
 
+def _feed(spec, data, key_data):
+  """The ``Feed`` of one run from its raw key data, or None."""
+  if spec is None:
+    return None
+  batch_size, impl = spec
+  return _loop.Feed(data, jax.random.wrap_key_data(key_data, impl=impl),
+                    batch_size)
+
+
 def _chunk_program(
-    f, make_optimizer, fixed, chunk, sharding, hparams, carry, real, t0, steps
+    f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every,
+    hparams, carry, real, t0, steps, data, keys,
 ):
   """``chunk`` steps of every run, t0..t0+chunk-1; steps >= ``steps`` masked.
 
   Step t records f and ||grad f|| at x_{t-1} (see ``wonderland._loop.step``);
-  ``_assemble_program`` shifts them to the trace's f(x_t).
+  ``_assemble_program`` shifts them to the trace's f(x_t). With ``evaluate``,
+  ``chunk`` is a multiple of ``every`` and the runs are evaluated after each
+  block of ``every`` steps.
   """
 
-  def one(hp, c):
+  def one(hp, c, key_data):
     opt = _make_optimizer(make_optimizer, fixed, hp)
+    c, records, evals = _loop.scan_steps(
+        f, opt, c, t0, chunk, steps=steps, feed=_feed(spec, data, key_data),
+        evaluate=evaluate, every=every,
+    )
+    return c, (records.value, records.grad_norm, evals)
 
-    def body(c, t):
-      c, rec = _loop.step(f, opt, c, t < steps, None)
-      return c, (rec.value, rec.grad_norm)
-
-    return jax.lax.scan(body, c, t0 + jnp.arange(chunk, dtype=jnp.int32))
-
-  carry, (values, grad_norms) = jax.vmap(one)(hparams, carry)
+  carry, (values, grad_norms, evals) = jax.vmap(one)(hparams, carry, keys)
   replicated = NamedSharding(sharding.mesh, P())
   num_diverged = jax.lax.with_sharding_constraint(
       jnp.sum(carry.diverged & real, dtype=jnp.int32), replicated
   )
   next_t0 = jax.lax.with_sharding_constraint(t0 + chunk, replicated)
   return (_constrain(carry, sharding), _constrain(values, sharding),
-          _constrain(grad_norms, sharding), num_diverged, next_t0)
+          _constrain(grad_norms, sharding), _constrain(evals, sharding),
+          num_diverged, next_t0)
 
 
-def _finish_program(f, sharding, carry):
+def _finish_program(f, sharding, spec, carry, steps, data, keys):
   """Checks every run's last point (``wonderland._loop.finish``)."""
-  carry, value, grad_norm = jax.vmap(lambda c: _loop.finish(f, c, None))(carry)
+
+  def one(c, key_data):
+    last = _loop.objective(f, _feed(spec, data, key_data), steps)
+    return _loop.finish(last, c, None)
+
+  carry, value, grad_norm = jax.vmap(one)(carry, keys)
   return _constrain((carry, value, grad_norm), sharding)
 
 
@@ -378,8 +427,9 @@ def _out_sharding(shape, mesh, replicate):
   return NamedSharding(mesh, P())
 
 
-def _assemble_program(layout, mesh, replicate, values, grad_norms, last_value,
-                      last_grad_norm, num_steps, params, diverged):
+def _assemble_program(layout, mesh, replicate, values, grad_norms, evals,
+                      last_value, last_grad_norm, num_steps, params, diverged,
+                      eval_steps):
   """Concatenates and shifts the chunks, drops padding, lays out the grid."""
   n_runs, lead, steps = layout
 
@@ -393,14 +443,27 @@ def _assemble_program(layout, mesh, replicate, values, grad_norms, last_value,
       jnp.concatenate(values, axis=1), jnp.concatenate(grad_norms, axis=1),
       last_value, last_grad_norm, num_steps, steps,
   )
-  return jax.tree.map(place, (values, grad_norms, params, diverged))
+  if evals[0] is not None:
+    ran = eval_steps <= num_steps[:, None]
+    evals = {
+        name: jnp.where(
+            ran,
+            jnp.concatenate([e[name] for e in evals], axis=1)[
+                :, :eval_steps.shape[0]],
+            jnp.nan)
+        for name in evals[0]
+    }
+  else:
+    evals = None
+  return jax.tree.map(place, (values, grad_norms, params, diverged, evals))
 
 
 _init_jit = jax.jit(_init_program, static_argnums=(0, 1, 2))
 _chunk_jit = jax.jit(
-    _chunk_program, static_argnums=(0, 1, 2, 3, 4), donate_argnums=(6,)
+    _chunk_program, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7),
+    donate_argnums=(9,),
 )
-_finish_jit = jax.jit(_finish_program, static_argnums=(0, 1))
+_finish_jit = jax.jit(_finish_program, static_argnums=(0, 1, 2))
 _assemble_jit = jax.jit(_assemble_program, static_argnums=(0, 1, 2))
 
 
@@ -431,10 +494,16 @@ def sweep(
     steps: int,
     fixed: Mapping[str, Any] | None = None,
     chunk_steps: int = 256,
+    data: PyTree | None = None,
+    batch_size: int | None = None,
+    key: jax.Array | None = None,
+    evaluate: Callable[[PyTree], dict[str, jax.Array]] | None = None,
+    eval_every: int | None = None,
 ) -> SweepResult:
   """Runs ``make_optimizer(**fixed, **point)`` from every x0, every point.
 
-  Every run is ``wonderland.minimize``'s iteration without a tolerance,
+  Every run is ``wonderland.minimize``'s iteration without a tolerance
+  (stochastic with ``data``, evaluated with ``evaluate``, as there),
 
   .. math::
     x_t = x_{t-1} + u_t(\\theta), \\qquad t = 1..\\mathrm{steps},
@@ -456,7 +525,18 @@ def sweep(
       ``{"decay": 0.9}``, or non-numeric ones such as ``{"nesterov": True}``);
       they are compiled in as constants, so a new fixed value compiles anew.
     chunk_steps: the most steps per compiled chunk; progress is logged after
-      each chunk.
+      each chunk. With ``evaluate``, chunks are rounded up to a multiple of
+      ``eval_every``.
+    data: the training examples of stochastic runs (see
+      ``wonderland.minimize``), shared by every run; f is then
+      ``f(params, batch)``.
+    batch_size: the minibatch size; required with ``data``.
+    key: the key of the data order; seed s draws its minibatches with
+      ``jax.random.fold_in(key, s)``, the same at every grid point (so that
+      grid points are compared on the same batches).
+    evaluate: a function of one run's params returning a dict of scalars,
+      evaluated after every ``eval_every`` steps and after the last.
+    eval_every: the evaluation period (default: only after the last step).
 
   Returns:
     A ``SweepResult`` with arrays laid out as ``(*grid, n_seeds, ...)``.
@@ -468,7 +548,8 @@ def sweep(
       signed integers, a grid value or fixed value that make_optimizer itself
       refuses, a make_optimizer that does not return a gradient
       transformation, an unhashable fixed value, steps or chunk_steps not a
-      positive integer, or x0 without a leading seed axis.
+      positive integer, x0 without a leading seed axis, or stochastic
+      arguments that ``wonderland.minimize`` would refuse.
 
   Example:
     >>> result = sweep(rosenbrock, optax.sgd,
@@ -480,7 +561,18 @@ def sweep(
   steps = _checks.integer("steps", steps, maximum=_checks.INT32_MAX)
   chunk_steps = _checks.integer("chunk_steps", chunk_steps)
   names, values, fixed_items = _check_grid(make_optimizer, grid, fixed)
-  n_seeds = _check_x0(f, x0)
+  batch = None
+  if data is not None:
+    n_examples = data_lib.check_data(data)
+    batch = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(
+            (min(batch_size, n_examples) if isinstance(batch_size, int)
+             else 1, *np.shape(a)[1:]), jnp.result_type(a)), data)
+  n_seeds, one_seed = _check_x0(f, x0, batch)
+  batch_size, every = _checks.stochastic(
+      one_seed, steps=steps, tol=None, data=data, batch_size=batch_size,
+      key=key, evaluate=evaluate, eval_every=eval_every,
+  )
 
   grid_shape = tuple(v.size for v in values)
   n_runs = math.prod(grid_shape) * n_seeds
@@ -507,6 +599,18 @@ def sweep(
 
   n_chunks = -(-steps // chunk_steps)
   chunk = -(-steps // n_chunks)
+  eval_steps = None
+  if evaluate is not None:
+    chunk = -(-chunk // every) * every
+    n_chunks = -(-steps // chunk)
+    eval_steps = _loop.evaluation_steps(steps, every)
+  spec, keys_host = None, None
+  if data is not None:
+    seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(
+        jnp.arange(n_seeds, dtype=jnp.uint32))
+    spec = (batch_size, jax.random.key_impl(key))
+    keys_host = np.asarray(jax.random.key_data(seed_keys))[
+        run_index % n_seeds]
   multiprocess = jax.process_count() > 1
   timing = {"compile": 0.0, "run": 0.0}
 
@@ -515,20 +619,25 @@ def sweep(
   real = _global(real_host, sharded)
   steps_arr = _global(np.asarray(steps, np.int32), replicated)
   t0 = _global(np.asarray(0, np.int32), replicated)
+  keys = None if keys_host is None else _global(keys_host, sharded)
+  if data is not None:
+    data = jax.device_put(jax.tree.map(jnp.asarray, data), replicated)
 
   statics = (f, make_optimizer, fixed_items)
   carry = _compile_and_run(
       _init_jit, timing, (make_optimizer, fixed_items, sharded), hparams,
       x0_runs,
   )
-  value_chunks, grad_norm_chunks = [], []
+  value_chunks, grad_norm_chunks, eval_chunks = [], [], []
   for i in range(n_chunks):
-    carry, vals, gnorms, num_diverged, t0 = _compile_and_run(
-        _chunk_jit, timing, (*statics, chunk, sharded), hparams, carry, real,
-        t0, steps_arr,
+    carry, vals, gnorms, evals, num_diverged, t0 = _compile_and_run(
+        _chunk_jit, timing,
+        (*statics, chunk, sharded, spec, evaluate, every),
+        hparams, carry, real, t0, steps_arr, data, keys,
     )
     value_chunks.append(vals)
     grad_norm_chunks.append(gnorms)
+    eval_chunks.append(evals)
     logging.info(
         "sweep: %d/%d steps of %d runs (%d chunks of %d), %d diverged, "
         "%.2fs compiling, %.2fs running.",
@@ -536,14 +645,16 @@ def sweep(
         int(num_diverged), timing["compile"], timing["run"],
     )
   carry, last_value, last_grad_norm = _compile_and_run(
-      _finish_jit, timing, (f, sharded), carry
+      _finish_jit, timing, (f, sharded, spec), carry, steps_arr, data, keys
   )
   layout = (n_runs, (*grid_shape, n_seeds), steps)
-  out_values, out_gnorms, out_params, out_diverged = _compile_and_run(
-      _assemble_jit, timing, (layout, mesh, multiprocess),
-      tuple(value_chunks), tuple(grad_norm_chunks), last_value,
-      last_grad_norm, carry.num_steps, carry.params, carry.diverged,
-  )
+  out_values, out_gnorms, out_params, out_diverged, out_evals = (
+      _compile_and_run(
+          _assemble_jit, timing, (layout, mesh, multiprocess),
+          tuple(value_chunks), tuple(grad_norm_chunks), tuple(eval_chunks),
+          last_value, last_grad_norm, carry.num_steps, carry.params,
+          carry.diverged, eval_steps,
+      ))
   hparams_grid = {
       name: np.broadcast_to(array, grid_shape)
       for name, array in zip(names, dense)
@@ -559,4 +670,6 @@ def sweep(
       steps=steps,
       compile_seconds=timing["compile"],
       run_seconds=timing["run"],
+      evals=out_evals,
+      eval_steps=eval_steps,
   )
