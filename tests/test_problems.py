@@ -15,7 +15,9 @@ from wonderland import derivatives
 from wonderland import landscape
 from wonderland import problems
 
-ANALYTIC = [n for n in problems.names() if n not in ("logistic_breast_cancer", "mlp_digits")]
+ANALYTIC = list(problems.analytic.__all__)
+REAL_DATA = [n for n in problems.names() if n not in ANALYTIC]
+SMALL = {"mlp_digits": {"hidden": 8}, "mlp_mnist1d": {"hidden": 8}, "cnn_mnist1d": {"channels": 4}}
 
 # Minimizers and minima as printed by the references (Wikipedia's "Test functions
 # for optimization", the SFU library), typed in independently of the module.
@@ -44,7 +46,7 @@ REFERENCE = {
 @functools.lru_cache(maxsize=None)
 def _get(name):
   """One build per problem for the whole module (problems are immutable)."""
-  return problems.get(name, **({"hidden": 8} if name == "mlp_digits" else {}))
+  return problems.get(name, **SMALL.get(name, {}))
 
 
 @pytest.fixture(scope="module")
@@ -193,9 +195,9 @@ def test_unknown_name_lists_the_valid_names():
     "name, kwargs, match",
     [
         ("rosenbrock", {"dim": 1}, "dim must be an integer >= 2, got 1"),
-        ("rastrigin", {"dim": 0}, "dim must be an integer >= 1, got 0"),
-        ("ackley", {"dim": 2.5}, "dim must be an integer"),
-        ("quadratic", {"kappa": 0.5}, "kappa must be a finite number >= 1.0, got 0.5"),
+        ("rastrigin", {"dim": 0}, "rastrigin: dim must be a positive integer, got 0"),
+        ("ackley", {"dim": 2.5}, "ackley: dim must be a positive integer, got 2.5"),
+        ("quadratic", {"kappa": 0.5}, "quadratic: kappa must be a finite number >= 1, got 0.5"),
         ("quadratic", {"kappa": 10.0, "dim": 1}, "dim=1 .* kappa must be 1"),
         ("booth", {"dim": 3}, "'booth' got unexpected argument.*dim.*no arguments"),
         ("rosenbrock", {"kappa": 3}, "unexpected argument.*kappa.*accepts: dim"),
@@ -220,18 +222,39 @@ def test_wrong_dimension_input_names_the_expected_dim():
     p.init(jax.random.key(0), 0)
 
 
+def test_sizes_that_would_exhaust_memory_are_refused_before_allocating():
+  # The dense quadratic would need 10^12 float64 entries (7 TiB and more).
+  with pytest.raises(ValueError, match=r"quadratic: dim must keep the dense 1000000 x "
+                     r"1000000 matrix A within 2\.0 GiB \(wonderland\._checks\.MAX_BYTES\), "
+                     r"got 1000000, which needs about 10\.9 TiB\."):
+    problems.get("quadratic", dim=10**6)
+  with pytest.raises(ValueError, match=r"quadratic: dim must keep the dense .*"
+                     r"which needs about 40\.0 TiB\."):
+    problems.get("quadratic", dim=10**6, key=jax.random.key(0))
+  with pytest.raises(ValueError, match=r"rosenbrock: dim must keep the problem's arrays "
+                     r"within 2\.0 GiB"):
+    problems.get("rosenbrock", dim=10**9)
+  with pytest.raises(ValueError, match=r"init: n must keep the 10000000000 x 2 points "
+                     r"within 2\.0 GiB"):
+    problems.get("booth").init(jax.random.key(0), 10**10)
+  assert problems.get("rastrigin", dim=10**5).init(jax.random.key(0), 2).shape == (2, 10**5)
+
+
 def test_logistic_regression_minimizer_matches_scikit_learn(logistic):
-  from sklearn.datasets import load_breast_cancer
   from sklearn.linear_model import LogisticRegression
 
-  data = load_breast_cancer()
-  features = (data.data - data.data.mean(0)) / data.data.std(0)
+  # fn is over the train split (399 of the 569 examples), standardized with
+  # the train split's own mean and standard deviation.
+  features, labels = (np.asarray(a, np.float64) for a in logistic.data)
+  assert features.shape == (399, 30)
+  np.testing.assert_allclose(features.mean(0), 0.0, atol=1e-5)
+  np.testing.assert_allclose(features.std(0), 1.0, rtol=1e-4)
   augmented = np.hstack([features, np.ones((len(features), 1))])
   n, l2 = len(features), 1e-2
   # sklearn minimizes 1/2 ||w||^2 + C sum_i loss_i: C = 1/(n l2) is our objective
   # times 1/l2. fit_intercept=False with a column of ones regularizes the bias too.
   model = LogisticRegression(C=1 / (n * l2), fit_intercept=False, tol=1e-10, max_iter=10_000)
-  model.fit(augmented, data.target)
+  model.fit(augmented, labels)
   np.testing.assert_allclose(logistic.minimizers[0], model.coef_[0], atol=2e-4)
   assert logistic.dim == 31 and logistic.convex and logistic.strong_convexity == l2
   # L bounds the Hessian's largest eigenvalue, at the minimizer and elsewhere.
@@ -248,7 +271,7 @@ def test_minibatch_is_the_full_loss_at_full_size_and_unbiased_below(logistic):
   @jax.jit
   def losses(key):
     full = logistic.fn(x)
-    whole = logistic.minibatch(key, 569)(x)
+    whole = logistic.minibatch(key, 399)(x)  # the whole train split
     keys = jax.random.split(key, 1024)
     batches = jax.vmap(lambda k: logistic.minibatch(k, 16)(x))(keys)
     return full, whole, batches
@@ -258,8 +281,9 @@ def test_minibatch_is_the_full_loss_at_full_size_and_unbiased_below(logistic):
   assert float(jnp.std(batches)) > 0.01 * float(full)  # really a sample
   standard_error = float(jnp.std(batches)) / math.sqrt(1024)
   assert abs(float(jnp.mean(batches)) - float(full)) < 4 * standard_error
-  with pytest.raises(ValueError, match=r"batch_size must be an integer in \[1, 569\], got 570"):
-    logistic.minibatch(jax.random.key(0), 570)
+  with pytest.raises(ValueError, match=r"^batch_size must be a positive integer, got 400 "
+                     r"\(at most 399\)\.$"):
+    logistic.minibatch(jax.random.key(0), 400)
 
 
 def test_mlp_digits_shapes_gradient_and_init(mlp):
@@ -279,7 +303,7 @@ def test_mlp_digits_shapes_gradient_and_init(mlp):
     v = g / jnp.linalg.norm(g) + jax.random.normal(key, x.shape) / math.sqrt(x.shape[0])
     fd = (mlp.fn(x + 1e-2 * v) - mlp.fn(x - 1e-2 * v)) / 2e-2
     dd = derivatives.directional_derivative(mlp.fn, x, v)
-    return mlp.fn(x), dd, fd, mlp.minibatch(key, 1797)(x)
+    return mlp.fn(x), dd, fd, mlp.minibatch(key, 1257)(x)
 
   value, dd, fd, whole = check(x, jax.random.key(1))
   assert float(value) == pytest.approx(math.log(10), rel=0.3)  # small random init
@@ -290,8 +314,62 @@ def test_mlp_digits_shapes_gradient_and_init(mlp):
 def test_real_data_without_scikit_learn_says_which_extra_to_install(monkeypatch):
   monkeypatch.setitem(sys.modules, "sklearn", None)
   for name in ("logistic_breast_cancer", "mlp_digits"):
-    with pytest.raises(ImportError, match=r'pip install "wonderland\[data\]"'):
+    with pytest.raises(ImportError) as raised:
       problems.get(name)
+    message = str(raised.value)
+    assert message == (f"problem {name!r} needs scikit-learn, which is not installed; "
+                       'install the data extra with pip install -e ".[data]".')
+    assert raised.value.__cause__ is None  # one sentence, no chained traceback
+
+
+@pytest.mark.parametrize("name", problems.names())
+def test_only_real_data_problems_have_data_loss_evaluate_and_minibatch(name):
+  p = _get(name)
+  fields = (p.minibatch, p.loss, p.data, p.evaluate, p.unravel)
+  if name in ANALYTIC:
+    assert fields == (None,) * 5
+  else:
+    assert all(f is not None for f in fields), name
+
+
+@pytest.mark.parametrize("name, sizes", [
+    ("logistic_breast_cancer", (399, 85, 85)), ("mlp_digits", (1257, 270, 270))])
+def test_real_data_splits_loss_and_evaluate(name, sizes):
+  from sklearn import datasets
+  from wonderland import data as data_lib
+
+  raw = (datasets.load_breast_cancer() if name == "logistic_breast_cancer"
+         else datasets.load_digits())
+  # The documented split: SPLIT_SEED, 70 / 15 / 15 %, standardized on train.
+  parts = data_lib.split((raw.data, raw.target),
+                         dict(zip(("train", "validation", "test"), (None,) + sizes[1:])),
+                         jax.random.key(0))
+  assert parts["train"][0].shape[0] == sizes[0]
+  x_train, x_val, x_test = data_lib.standardize(
+      parts["train"][0], parts["validation"][0], parts["test"][0])
+  p = _get(name)
+  np.testing.assert_allclose(p.data[0], x_train, rtol=1e-6, atol=1e-6)
+  np.testing.assert_array_equal(p.data[1], parts["train"][1])
+  x = p.init(jax.random.key(5), 1)[0] if name == "mlp_digits" else p.minimizers[0]
+  metrics = jax.jit(p.evaluate)(x)
+  assert set(metrics) == {"train_loss", "val_loss", "val_accuracy", "test_accuracy"}
+  assert all(v.shape == () for v in metrics.values())
+  assert float(metrics["train_loss"]) == pytest.approx(float(p.fn(x)), rel=1e-6)
+  assert float(p.loss(x, p.data)) == pytest.approx(float(p.fn(x)), rel=1e-6)
+  # Held-out metrics against a hand computation on the documented splits.
+  w = p.unravel(x)
+  for features, labels, key in ((x_val, parts["validation"][1], "val_accuracy"),
+                                (x_test, parts["test"][1], "test_accuracy")):
+    if name == "logistic_breast_cancer":
+      predicted = (features @ w["w"] + w["b"]) > 0
+    else:
+      predicted = jnp.argmax(jnp.tanh(features @ w["w1"] + w["b1"]) @ w["w2"] + w["b2"], -1)
+    assert float(metrics[key]) == pytest.approx(float(jnp.mean(predicted == labels)), abs=1e-6)
+  if name == "logistic_breast_cancer":  # the minimizer classifies held-out data well
+    assert float(metrics["test_accuracy"]) > 0.9 and float(metrics["val_accuracy"]) > 0.9
+  with pytest.raises(ValueError, match=rf"{name}: batch must be a pair \(features ~ "
+                     rf"\(b, {p.data[0].shape[1]}\), labels ~ \(b,\)\), got shapes"):
+    p.loss(x, (p.data[0][:, :3], p.data[1]))
 
 
 def test_bad_keys_names_and_points_get_one_sentence():

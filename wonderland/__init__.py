@@ -6,6 +6,7 @@ sweeps and reports a researcher needs to compare optimizers.
 """
 
 from wonderland import batching
+from wonderland import data
 from wonderland import landscape
 from wonderland import optim
 from wonderland import plots
@@ -99,7 +100,8 @@ __all__ = [
     "ConvexityReport",
     "smoothness",
     "find_stationary_points",
-    # §1.3 runs and sweeps
+    # §1.3 runs and sweeps (deterministic, or stochastic on data)
+    "data",
     "minimize",
     "Trace",
     "DIVERGENCE_THRESHOLD",

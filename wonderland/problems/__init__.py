@@ -22,8 +22,15 @@ for contour plots. Registry:
 * stationary points that are not minima: ``saddle`` (x^2 - y^2),
   ``monkey_saddle`` (x^3 - 3xy^2), both unbounded below;
 * the book's exercises: ``sin_cos`` and ``x_sin_2x`` (1-D);
-* real data (``pip install "wonderland[data]"``): ``logistic_breast_cancer``
-  (l2; convex) and ``mlp_digits`` (hidden, l2; non-convex).
+* real data (``pip install -e ".[data]"``): ``logistic_breast_cancer``
+  (l2, standardize; convex) and ``mlp_digits`` (hidden, l2, standardize;
+  non-convex) on scikit-learn's bundled sets; ``logistic_mnist1d``
+  (standardize; convex), ``mlp_mnist1d`` (hidden, standardize) and
+  ``cnn_mnist1d`` (channels, standardize) on MNIST-1D.
+
+A real-data problem also has ``loss(x, batch)``, ``data`` (its training split)
+and ``evaluate(x)`` (held-out loss and accuracy), for stochastic training with
+``wonderland.data``'s minibatch sampler; ``fn`` is its full-batch training loss.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any, Callable
 
 from wonderland.problems import analytic
 from wonderland.problems import data
+from wonderland.problems import mnist1d
 from wonderland.problems.base import KINDS
 from wonderland.problems.base import Problem
 
@@ -41,6 +49,7 @@ __all__ = ["Problem", "KINDS", "names", "get", "two_d"]
 _REGISTRY: dict[str, Callable[..., Problem]] = {
     **{name: getattr(analytic, name) for name in analytic.__all__},
     **{name: getattr(data, name) for name in data.__all__},
+    **{name: getattr(mnist1d, name) for name in mnist1d.__all__},
 }
 
 _TWO_D = (
@@ -80,7 +89,8 @@ def get(name: str, **kwargs: Any) -> Problem:
     ValueError: for an unknown name (the message lists the valid ones), an
       argument the problem does not take, or a bad value (e.g. ``dim=1`` for
       ``rosenbrock``, ``kappa < 1``).
-    ImportError: for the real-data problems when scikit-learn is missing.
+    ImportError: for the real-data problems when scikit-learn (or, for
+      MNIST-1D, the mnist1d package) is missing.
   """
   if not isinstance(name, str) or name not in _REGISTRY:
     raise ValueError(

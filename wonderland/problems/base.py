@@ -16,10 +16,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wonderland.landscape import check_key
-from wonderland.landscape import KINDS
+from wonderland import _checks
 
 __all__ = ["Problem", "KINDS"]
+
+# What a point can be, in the order of the codes of
+# ``wonderland.landscape.classify_stationary_point``: the kinds of
+# ``Problem.stationary_points``.
+KINDS = ("minimum", "maximum", "saddle", "degenerate", "not stationary")
+
+# Bytes per coordinate that a problem of dimension dim holds (its box, its
+# minimizers as Python floats and as arrays): the bound on dim below.
+_BYTES_PER_DIM = 64
 
 
 class Problem(NamedTuple):
@@ -43,26 +51,42 @@ class Problem(NamedTuple):
       and has no minimizer (``saddle``, ``monkey_saddle``). For ``x_sin_2x``,
       which is unbounded below on R, it is the minimum over ``bounds``.
     init: ``init(key, n) -> X ~ (n, dim)``, starting points inside ``bounds``
-      (uniform for the analytic problems; a scaled random initialization for
-      ``mlp_digits``).
+      (uniform for the analytic problems; for the networks, the initialization
+      their docstring names: LeCun's for ``mlp_digits``, PyTorch's default
+      for the MNIST-1D tasks).
     convex: whether f is convex on R^dim (None where unknown).
     smoothness: L, the largest |eigenvalue| of the Hessian over R^dim (or an
       upper bound on it: see each problem), None where unbounded or unknown.
     strong_convexity: mu, the smallest Hessian eigenvalue over R^dim (or a
       lower bound on it), None where f is not strongly convex or unknown.
-    minibatch: None for analytic problems. For the real-data problems,
-      ``minibatch(key, batch_size) -> batch_fn`` where ``batch_fn(x)`` is the
-      loss on ``batch_size`` examples drawn without replacement with ``key``
-      (plus the full regularizer): an unbiased estimate of ``fn(x)``, equal to
-      it when ``batch_size`` is the number of examples. ``key`` may be traced
-      (vmap or jit over keys); ``batch_size`` must be a static int.
+    minibatch: None for the analytic problems, which have no examples to
+      sample (test ``problem.minibatch is None`` before calling it). For the
+      real-data problems, ``minibatch(key, batch_size) -> batch_fn`` where
+      ``batch_fn(x) = loss(x, batch)`` on ``batch_size`` training examples
+      drawn without replacement with ``key`` (the batch of step 0 of
+      ``wonderland.data.minibatch``; the regularizer, if any, in full): an
+      unbiased estimate of ``fn(x)``, equal to it when ``batch_size`` is the
+      number of training examples. ``key`` may be traced (vmap or jit over
+      keys); ``batch_size`` must be a static int.
     bounded_below: False for ``saddle``, ``monkey_saddle`` and ``x_sin_2x``.
     stationary_points: other known stationary points, as ``(point, kind)``
       pairs (``point ~ (dim,)``, ``kind`` in ``KINDS``), e.g. Himmelblau's
       local maximum and four saddles; empty where none are listed.
-    unravel: for ``mlp_digits``, maps the flat ``x`` to the dict of weights
-      ``{"w1", "b1", "w2", "b2"}``; None elsewhere.
+    unravel: for the real-data problems, maps the flat ``x`` to the dict of
+      weights (e.g. ``{"w1", "b1", "w2", "b2"}`` for ``mlp_digits``); None
+      elsewhere.
     description: the formula and its source, in one line.
+    loss: None for the analytic problems. For the real-data problems,
+      ``loss(x, batch)``: the mean loss (cross-entropy, plus the problem's
+      regularizer if any) on ``batch = (features ~ (b, ...), labels ~ (b,))``;
+      pure, jit-able and vmappable, ``loss(x, data) == fn(x)``.
+    data: None for the analytic problems. For the real-data problems, the
+      training split ``(features ~ (n, ...), labels ~ (n,))`` on device, the
+      examples ``fn`` averages over; sample it with ``wonderland.data``.
+    evaluate: None for the analytic problems. For the real-data problems,
+      ``evaluate(x) -> dict[str, scalar]`` with ``train_loss`` (= ``fn(x)``),
+      ``val_loss``, ``val_accuracy`` and ``test_accuracy`` on the held-out
+      splits; pure, jit-able and vmappable.
   """
 
   name: str
@@ -80,29 +104,29 @@ class Problem(NamedTuple):
   stationary_points: tuple[tuple[jax.Array, str], ...] = ()
   unravel: Callable[[jax.Array], Any] | None = None
   description: str = ""
+  loss: Callable[[jax.Array, Any], jax.Array] | None = None
+  data: Any = None
+  evaluate: Callable[[jax.Array], dict[str, jax.Array]] | None = None
 
 
 def require_dim(name: str, value: Any, minimum: int = 1) -> int:
-  """Checks a ``dim`` keyword: an int >= ``minimum``."""
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-    raise ValueError(
-        f"{name}: dim must be an integer >= {minimum}, got {value!r}."
-    )
-  return int(value)
+  """Checks problem ``name``'s ``dim``: an int >= ``minimum`` that fits in memory.
+
+  A problem holds O(dim) numbers (its box, its minimizers), 64 bytes per
+  coordinate: dim is refused beyond ``wonderland._checks.MAX_BYTES`` / 64
+  (2 GiB / 64, about 33 million), before anything is allocated.
+  """
+  dim = _checks.integer(f"{name}: dim", value, minimum=minimum)
+  _checks.allocation(f"{name}: dim", dim, _BYTES_PER_DIM * dim,
+                     "the problem's arrays")
+  return dim
 
 
 def require_positive_float(name: str, key: str, value: Any, minimum: float = 0.0,
                            inclusive: bool = False) -> float:
-  """Checks a float keyword: finite and > ``minimum`` (>= if ``inclusive``)."""
-  ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-  ok = ok and math.isfinite(float(value))
-  ok = ok and (float(value) >= minimum if inclusive else float(value) > minimum)
-  if not ok:
-    relation = ">=" if inclusive else ">"
-    raise ValueError(
-        f"{name}: {key} must be a finite number {relation} {minimum}, got {value!r}."
-    )
-  return float(value)
+  """Checks problem ``name``'s float ``key``: finite, > ``minimum`` (>= if inclusive)."""
+  return _checks.number(f"{name}: {key}", value, minimum=minimum,
+                        inclusive=inclusive)
 
 
 def checked_fn(name: str, dim: int, raw: Callable[[jax.Array], jax.Array],
@@ -128,11 +152,11 @@ def checked_fn(name: str, dim: int, raw: Callable[[jax.Array], jax.Array],
   return fn
 
 
-def require_n(n: Any) -> int:
-  """Checks the number of points asked of ``init``: a positive int."""
-  if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-    raise ValueError(f"init: n must be a positive integer, got {n!r}.")
-  return int(n)
+def require_n(n: Any, dim: int = 1, itemsize: int = 8) -> int:
+  """Checks the number of points asked of ``init``: a positive int whose n x dim points fit."""
+  n = _checks.integer("init: n", n)
+  _checks.allocation("init: n", n, n * dim * itemsize, f"the {n} x {dim} points")
+  return n
 
 
 def _uniform(key, lower, upper, n):
@@ -149,7 +173,9 @@ def uniform_init(bounds: tuple[jax.Array, jax.Array]):
   lower, upper = bounds
 
   def init(key: jax.Array, n: int) -> jax.Array:
-    return _uniform(check_key(key, "init: key"), lower, upper, require_n(n))
+    key = _checks.key(key, "init: key")
+    n = require_n(n, lower.shape[0], lower.dtype.itemsize)
+    return _uniform(key, lower, upper, n)
 
   return init
 
