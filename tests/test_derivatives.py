@@ -35,7 +35,7 @@ def test_grad_of_a_pytree():
 
 
 def test_grad_of_a_vector_function_names_the_shape():
-  with pytest.raises(ValueError, match=r"scalar-valued.*\(3,\)"):
+  with pytest.raises(ValueError, match=r"f must return a scalar at x, got an output of shape \(3,\)"):
     wl.grad(lambda x: 2 * x)(jnp.ones(3))
 
 
@@ -89,17 +89,35 @@ def _f(y):  # R^2 -> R^4
 
 @pytest.mark.parametrize("mode", wl.JACOBIAN_MODES)
 def test_jacobian_rows_are_output_gradients(mode):
+  """Where the notes are imprecise (§1.2.2): rows, not columns, are gradients.
+
+  The notes say: "Each column of the Jacobian corresponds to the gradient of
+  f(x) that maximizes a specific value within the output vector y", and "Each
+  row of the Jacobian describes how the rate of change for the outputs changes
+  with respect to a specific input". With their own matrix, entry (i, j) =
+  d y_i / d x_j, it is the other way round: row i is the (transposed)
+  gradient of the output y_i, and column j says how every output moves when
+  the input x_j moves.
+  """
   x = jnp.array([0.5, -1.0, 2.0])
   J = wl.jacobian(_g, mode=mode)(x)
   assert J.shape == (2, 3)  # (c, d): outputs are rows, inputs columns
-  np.testing.assert_allclose(J[0], jax.grad(lambda x: _g(x)[0])(x), rtol=1e-6)
-  np.testing.assert_allclose(J[1], jax.grad(lambda x: _g(x)[1])(x), rtol=1e-6)
-  # Column j is d y / d x_j, a finite difference along e_j.
+  for i in range(2):  # row i is grad y_i, a vector ~ (d,) like x
+    np.testing.assert_allclose(J[i], jax.grad(lambda x: _g(x)[i])(x), rtol=1e-6)
+  # A column has c = 2 entries: it cannot be a gradient with respect to
+  # x ~ (3,). Column j is d y / d x_j, a finite difference along e_j.
+  assert J[:, 0].shape == (2,) != x.shape
   h = 1e-3
-  e = jnp.eye(3)[2]
-  np.testing.assert_allclose(
-      J[:, 2], (_g(x + h * e) - _g(x - h * e)) / (2 * h), rtol=1e-3
-  )
+  for j in range(3):
+    e = jnp.eye(3)[j]
+    np.testing.assert_allclose(
+        J[:, j], (_g(x + h * e) - _g(x - h * e)) / (2 * h), rtol=1e-3, atol=1e-4
+    )
+  # Square case, c = d: the columns are not the gradients (J is not symmetric).
+  square = lambda x: jnp.array([x[0] * x[1], x[1] ** 2])
+  Js = wl.jacobian(square, mode=mode)(jnp.array([2.0, 3.0]))
+  np.testing.assert_allclose(Js, [[3.0, 2.0], [0.0, 6.0]])  # rows: grad(x0 x1), grad(x1^2)
+  assert not np.allclose(Js, Js.T)
 
 
 def test_chain_rule_jacobian_of_a_composition_is_the_product():
@@ -256,14 +274,20 @@ def test_integer_points_are_taken_at_their_float_values():
 
 def test_bad_derivative_arguments_get_one_sentence():
   f = lambda x: jnp.sum(x**2)
+  for call in (lambda: wl.jacobian(jnp.sin)("abc"), lambda: wl.grad(f)("abc"),
+               lambda: wl.hessian(f)("abc"), lambda: wl.linearize(f, "abc"),
+               lambda: wl.hvp(f, {"a": "abc"}, {"a": 1.0})):
+    with pytest.raises(ValueError, match=r"x0? must be an array of numbers or a pytree "
+                       r"of them, got a leaf of type str: 'abc'\."):
+      call()
   for build in (wl.grad, wl.jacobian, wl.hessian):
     with pytest.raises(ValueError, match="f must be a callable function, got 3"):
       build(3)
-  with pytest.raises(ValueError, match="x must hold floating-point arrays only, "
-                     "got a leaf of dtype int32"):
+  with pytest.raises(ValueError, match="x must hold floating-point arrays to "
+                     "differentiate f, got dtype int32"):
     wl.check_grad(lambda p: jnp.sum(p["a"] ** 2), {"a": jnp.ones(2), "n": jnp.arange(2)})
   for h in (0.0, float("nan"), "a"):
-    with pytest.raises(ValueError, match="h must be None or a finite number > 0"):
+    with pytest.raises(ValueError, match="h must be a finite number > 0"):
       wl.check_grad(f, jnp.ones(2), h=h)
   with pytest.raises(ValueError, match="x must hold at least one number"):
     wl.check_grad(f, jnp.ones(0))
@@ -278,3 +302,14 @@ def test_bad_derivative_arguments_get_one_sentence():
     wl.fitted_order([0.1, 0.05], [0.0, 0.0])  # an exactly linear f
   with pytest.raises(ValueError, match="at least two steps"):
     wl.fitted_order([0.1], [1e-2])
+
+
+def test_derivative_matrices_too_large_for_memory_are_refused_before_forming():
+  x = jnp.zeros(10**5)  # J and H would be 10^5 x 10^5 floats: 37 GiB
+  with pytest.raises(ValueError, match=r"x must keep the 100000 x 100000 matrix within "
+                     r"2\.0 GiB \(wonderland\._checks\.MAX_BYTES\), got 100000 inputs for "
+                     r"100000 outputs, which needs about 37\.3 GiB\."):
+    wl.jacobian(jnp.sin)(x)
+  with pytest.raises(ValueError, match=r"x must keep the 100000 x 100000 matrix"):
+    wl.hessian(jnp.sum)(x)
+  assert wl.jacobian(jnp.sum)(x).shape == (10**5,)  # one row: fine

@@ -7,9 +7,12 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from wonderland import landscape
+from wonderland import optim
 from wonderland import problems
 
 KEY = jax.random.key(0)
@@ -47,7 +50,7 @@ def test_descent_direction_is_the_sign_of_the_directional_derivative():
 
 
 def test_descent_direction_rejects_a_misshapen_direction():
-  with pytest.raises(ValueError, match=r"p must be shaped like x, got x ~ \(2,\) and p ~ \(3,\)"):
+  with pytest.raises(ValueError, match=r"p must have the structure and shapes of x, got x ~ \(2,\) and p ~ \(3,\)"):
     landscape.is_descent_direction(_get("booth").fn, jnp.zeros(2), jnp.ones(3))
 
 
@@ -169,16 +172,17 @@ def test_smoothness_matches_the_hessian_spectrum():
   # Away from a quadratic: the largest |eigenvalue| of the Hessian at x.
   him = _get("himmelblau")
   for x in (jnp.array([1.0, -0.5]), jnp.array([-0.270845, -0.923039])):
-    top = np.max(np.abs(np.linalg.eigvalsh(np.asarray(jax.hessian(him.fn)(x)))))
+    top = np.max(np.abs(np.linalg.eigvalsh(np.asarray(jax.jit(jax.hessian(him.fn))(x)))))
     assert float(landscape.smoothness(him.fn, x, key=KEY)) == pytest.approx(top, rel=1e-3)
   # Eigenvalues +-2: the magnitude, not the sign.
   assert float(landscape.smoothness(_get("saddle").fn, jnp.zeros(2))) == pytest.approx(2.0)
   # Gradient descent with eta = 1/L decreases the quadratic at every step.
   x = jnp.ones(8)
   eta = 1 / float(landscape.smoothness(q.fn, x))
+  step = jax.jit(lambda x: x - eta * jax.grad(q.fn)(x))
   values = [float(q.fn(x))]
   for _ in range(20):
-    x = x - eta * jax.grad(q.fn)(x)
+    x = step(x)
     values.append(float(q.fn(x)))
   assert all(b < a for a, b in zip(values, values[1:]))
 
@@ -272,18 +276,18 @@ def test_vector_valued_f_bad_keys_and_complex_points_are_refused():
   vector = lambda x: 2 * x
   key = jax.random.key(0)
   box = (jnp.zeros(2), jnp.ones(2))
-  with pytest.raises(ValueError, match="f must be scalar-valued"):
+  with pytest.raises(ValueError, match="f must return a scalar at x"):
     landscape.is_descent_direction(vector, jnp.ones(2), -jnp.ones(2))
-  with pytest.raises(ValueError, match="f must be scalar-valued"):
+  with pytest.raises(ValueError, match="f must return a scalar at x"):
     landscape.is_local_minimum(vector, jnp.zeros(2), key)
-  with pytest.raises(ValueError, match="f must be scalar-valued"):
+  with pytest.raises(ValueError, match="f must return a scalar at x"):
     landscape.convexity_test(vector, key, box)
   booth = problems.get("booth").fn
   for bad in (0, jnp.zeros(3, jnp.uint32), "key"):
     with pytest.raises(ValueError, match="key must be a jax.random key"):
       landscape.convexity_test(booth, bad, box)
   landscape.convexity_test(booth, jax.random.PRNGKey(0), box)  # legacy keys work
-  with pytest.raises(ValueError, match="x must be a real point, got dtype complex64"):
+  with pytest.raises(ValueError, match=r"x must be a real point ~ \(d,\), got dtype complex64"):
     landscape.classify_stationary_point(booth, jnp.array([1 + 1j, 3]))
 
 
@@ -312,3 +316,164 @@ def test_smoothness_default_start_is_not_orthogonal_to_simple_eigenvectors():
     a = jnp.asarray(9.0 * np.outer(u, u) + np.eye(d), jnp.float32)  # L = 10
     f = lambda x, a=a: 0.5 * x @ a @ x
     assert float(landscape.smoothness(f, jnp.ones(d))) == pytest.approx(10.0, rel=1e-5)
+
+
+# sizes -------------------------------------------------------------------------
+
+
+def test_sizes_that_would_exhaust_memory_are_refused_before_allocating():
+  booth = _get("booth")
+  with pytest.raises(ValueError, match=r"n_pairs must keep the sampled chords .* within "
+                     r"2\.0 GiB \(wonderland\._checks\.MAX_BYTES\), got 1000000000, which "
+                     r"needs about \d+\.\d GiB\."):
+    landscape.convexity_test(booth.fn, KEY, booth.bounds, n_pairs=10**9)
+  with pytest.raises(ValueError, match=r"n_starts must keep the starts' Hessians and "
+                     r"their 1000000000 x 1000000000 distances within 2\.0 GiB .*got "
+                     r"1000000000, which needs about \d+\.\d PiB\."):
+    landscape.find_stationary_points(booth.fn, KEY, booth.bounds, n_starts=10**9)
+  with pytest.raises(ValueError, match=r"n must keep the sampled points within 2\.0 GiB"):
+    landscape.is_local_minimum(booth.fn, jnp.zeros(2), KEY, n=10**10)
+  with pytest.raises(ValueError, match=r"x must keep its d x d Hessian within 2\.0 GiB "
+                     r".*got a point ~ \(100000,\)"):
+    landscape.classify_stationary_point(jnp.sum, jnp.zeros(10**5))
+  with pytest.raises(ValueError, match=r"n_steps must be a positive integer.*"
+                     r"10000000000.*2,147,483,647"):
+    landscape.find_stationary_points(booth.fn, KEY, booth.bounds, n_steps=10**10)
+
+
+# sharpness ---------------------------------------------------------------------
+
+
+def _quadratic_with_eigenvalues(eigenvalues, seed=0):
+  """f(x) = x^T A x / 2 with A = Q diag(eigenvalues) Q^T for a random rotation Q."""
+  d = len(eigenvalues)
+  q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, d)))
+  a = jnp.asarray(q @ np.diag(eigenvalues) @ q.T, jnp.float32)
+  return lambda x: 0.5 * x @ (a @ x)
+
+
+def _top_eigenvalue(f, x):
+  """The reference: eigvalsh of the full Hessian of f at the flattened x."""
+  flat, unravel = ravel_pytree(x)
+  h = np.asarray(jax.jit(jax.hessian(lambda z: f(unravel(z))))(flat), np.float64)
+  return float(np.linalg.eigvalsh((h + h.T) / 2)[-1])
+
+
+def _mlp():
+  """A 3-4-2 tanh MLP with squared error on 16 fixed examples: a pytree x."""
+  rng = np.random.default_rng(1)
+  inputs = jnp.asarray(rng.standard_normal((16, 3)), jnp.float32)
+  targets = jnp.asarray(rng.standard_normal((16, 2)), jnp.float32)
+  params = {"w1": jnp.asarray(rng.standard_normal((3, 4)), jnp.float32),
+            "b1": jnp.asarray(0.1 * rng.standard_normal(4), jnp.float32),
+            "w2": jnp.asarray(rng.standard_normal((4, 2)), jnp.float32)}
+
+  def loss(p):
+    out = jnp.tanh(inputs @ p["w1"] + p["b1"]) @ p["w2"]
+    return jnp.mean((out - targets) ** 2)
+
+  return loss, params
+
+
+def test_sharpness_of_quadratics_is_the_largest_eigenvalue_of_a():
+  q = problems.get("quadratic", kappa=50.0, dim=8, key=jax.random.key(2))
+  assert float(landscape.sharpness(q.fn, jnp.ones(8))) == pytest.approx(50.0, rel=1e-4)
+  # The largest algebraic eigenvalue, not the largest magnitude: where a
+  # negative eigenvalue dominates, power iteration alone would answer -10.
+  for eigenvalues, top in (([-10.0, 1.0, 3.0], 3.0), ([-6.0, -2.0], -2.0),
+                           ([-5.0, 4.9, 1.0], 4.9)):
+    f = _quadratic_with_eigenvalues(eigenvalues)
+    x = jnp.ones(len(eigenvalues))
+    assert float(landscape.sharpness(f, x)) == pytest.approx(top, rel=1e-4), eigenvalues
+  assert float(landscape.smoothness(f, x)) == pytest.approx(5.0, rel=1e-4)  # |lambda|
+  # Eigenvalues +-2 of equal magnitude: the positive one.
+  assert float(landscape.sharpness(_get("saddle").fn, jnp.zeros(2))) == pytest.approx(2.0)
+
+
+def test_sharpness_matches_eigvalsh_of_the_full_hessian():
+  loss, params = _mlp()
+  him = _get("himmelblau")
+  cases = [(loss, params), (him.fn, jnp.array([1.0, -0.5])),
+           (him.fn, jnp.array([-0.270845, -0.923039]))]  # a maximum: lambda_max < 0
+  for f, x in cases:
+    expected = _top_eigenvalue(f, x)
+    got = float(landscape.sharpness(f, x))
+    assert abs(got - expected) <= 1e-3 * abs(expected), (expected, got)
+  # A Gaussian start or a given one reach the same value.
+  expected = _top_eigenvalue(loss, params)
+  assert float(landscape.sharpness(loss, params, key=KEY)) == pytest.approx(expected, rel=1e-3)
+  v0 = jax.tree.map(jnp.ones_like, params)
+  assert float(landscape.sharpness(loss, params, v0=v0)) == pytest.approx(expected, rel=1e-3)
+
+
+def test_sharpness_is_pure_and_jittable_and_vmappable():
+  him = _get("himmelblau")
+  xs = jnp.array([[1.0, -0.5], [3.0, 2.0], [-2.0, 1.0]])
+  expected = [_top_eigenvalue(him.fn, x) for x in xs]
+  jitted = jax.jit(lambda x: landscape.sharpness(him.fn, x))
+  np.testing.assert_allclose([float(jitted(x)) for x in xs], expected, rtol=1e-3)
+  batched = jax.vmap(lambda x: landscape.sharpness(him.fn, x))(xs)
+  np.testing.assert_allclose(batched, expected, rtol=1e-3)
+
+
+def test_preconditioned_sharpness_is_the_top_eigenvalue_of_the_rescaled_hessian():
+  loss, params = _mlp()
+  flat, unravel = ravel_pytree(params)
+  p_flat = jnp.asarray(np.random.default_rng(3).uniform(0.1, 2.0, flat.size), jnp.float32)
+  h = np.asarray(jax.jit(jax.hessian(lambda z: loss(unravel(z))))(flat), np.float64)
+  s = np.diag(1 / np.sqrt(np.asarray(p_flat, np.float64)))
+  expected = float(np.linalg.eigvalsh(s @ h @ s)[-1])
+  got = float(landscape.preconditioned_sharpness(loss, params, unravel(p_flat)))
+  assert got == pytest.approx(expected, rel=1e-3)
+  ones = jax.tree.map(jnp.ones_like, params)  # P = I: the plain sharpness
+  assert float(landscape.preconditioned_sharpness(loss, params, ones)) == pytest.approx(
+      float(landscape.sharpness(loss, params)), rel=1e-5)
+
+
+def test_preconditioner_reads_adagrad_rmsprop_and_adam_states():
+  f = _quadratic_with_eigenvalues([1.0, 4.0])
+  x = jnp.array([1.0, -2.0])
+
+  def state_after(opt, steps=3):
+    state, y = opt.init(x), x
+    for _ in range(steps):
+      updates, state = opt.update(jax.grad(f)(y), state, y)
+      y = optax.apply_updates(y, updates)
+    return state
+
+  adam = state_after(optim.adam(0.1, b2=0.99, eps=1e-3))
+  nu = adam[0].nu
+  np.testing.assert_allclose(landscape.preconditioner(adam, b2=0.99, eps=1e-3),
+                             jnp.sqrt(nu / (1 - 0.99**3)) + 1e-3, rtol=1e-6)
+  rms = state_after(optim.rmsprop(0.1))
+  np.testing.assert_allclose(landscape.preconditioner(rms), jnp.sqrt(rms[0].nu) + 1e-8)
+  ada = state_after(optim.adagrad(0.1))
+  np.testing.assert_allclose(landscape.preconditioner(ada),
+                             jnp.sqrt(ada[0].sum_of_squares) + 1e-10)
+  # optax.inject_hyperparams keeps eps and b2 in the state: they are read there.
+  injected = state_after(optax.inject_hyperparams(optim.adam)(
+      learning_rate=0.1, b2=0.99, eps=1e-3))
+  np.testing.assert_allclose(landscape.preconditioner(injected),
+                             landscape.preconditioner(adam, b2=0.99, eps=1e-3), rtol=1e-6)
+  assert np.all(np.asarray(landscape.preconditioner(optim.adam(0.1).init(x))) == 1e-8)
+  with pytest.raises(ValueError, match="opt_state must hold exactly one of AdagradState, "
+                     "AdamState, RmspropState .*got 0"):
+    landscape.preconditioner(optim.gd(0.1).init(x))
+
+
+def test_sharpness_rejects_bad_arguments():
+  loss, params = _mlp()
+  with pytest.raises(ValueError, match="key and v0 must not both be given"):
+    landscape.sharpness(loss, params, key=KEY, v0=params)
+  with pytest.raises(ValueError, match=r"v0 must have the structure and shapes of x"):
+    landscape.sharpness(loss, params, v0=jnp.ones(3))
+  with pytest.raises(ValueError, match=r"p_diag must have the structure and shapes of x"):
+    landscape.preconditioned_sharpness(loss, params, {"w1": jnp.ones((3, 4))})
+  with pytest.raises(ValueError, match="iters must be a positive integer"):
+    landscape.sharpness(loss, params, iters=0)
+  with pytest.raises(ValueError, match="tol must be a finite number > 0"):
+    landscape.sharpness(loss, params, tol=-1.0)
+  with pytest.raises(ValueError, match="f must return a scalar at x"):
+    landscape.sharpness(lambda x: 2 * x, jnp.ones(2))
+  with pytest.raises(ValueError, match="x must hold floating-point arrays"):
+    landscape.sharpness(jnp.sum, jnp.arange(3))

@@ -45,7 +45,7 @@ def test_every_figure_is_written(tmp_path):
                     row_labels=["4"], col_labels=["4", "16"],
                     annotations=[["fwd", "rev"]], xlabel="c", ylabel="d",
                     title="t", colorbar="log2"),
-      plots.landscape(tmp_path / "land.png", _grid(),
+      plots.contour_stationary_points(tmp_path / "land.png", _grid(),
                       [(np.array([1.0, 1.0]), "minimum"),
                        (np.array([0.0, 0.0]), "saddle")],
                       {"gd": paths["gd"]}, {"gd": 0.5 ** t}, title="t"),
@@ -129,3 +129,10 @@ def test_non_finite_and_edge_values_give_a_figure_or_one_sentence(tmp_path):
   with pytest.raises(ValueError, match=r"curves\['gd'\] must hold at least one step"):
     plots.loss_curves(tmp_path / "e.png", {"gd": np.zeros((2, 0))}, fmin=0.0,
                       title="t")
+
+
+def test_the_renamed_landscape_figure_is_a_deprecated_alias():
+  with pytest.warns(DeprecationWarning, match="use wonderland.plots.contour_stationary_points"):
+    assert plots.landscape is plots.contour_stationary_points
+  with pytest.raises(AttributeError, match="no attribute 'nope'"):
+    plots.nope  # pylint: disable=pointless-statement

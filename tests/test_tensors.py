@@ -157,3 +157,57 @@ def test_lists_are_tensors_and_complex_or_empty_input_is_refused():
     wl.template_match(jnp.ones(3), jnp.ones((0, 3)))
   with pytest.raises(ValueError, match="non-empty vectors"):
     wl.cosine_similarity(jnp.ones(0), jnp.ones(0))
+
+
+def test_masking_by_a_fixed_mask_is_linear_and_composes():
+  """Where the notes are imprecise (§1.1.2): a fixed mask is a linear map.
+
+  The notes say: "The Hadamard multiplication method does not preserve
+  linearity and cannot be used in operations where linearity is required.
+  Additionally, it cannot be used in compositions of functions such as
+  f(g(x))". For a fixed M, X -> M * X is linear in X, its linearization at any
+  point is the map itself, and it composes with other linear maps like any
+  linear map (it is the diagonal matrix diag(vec M) acting on vec X).
+  """
+  X, X2 = jnp.asarray(_randn(5, (3, 4))), jnp.asarray(_randn(6, (3, 4)))
+  M = jnp.asarray(np.random.default_rng(7).random((3, 4)) < 0.5, jnp.float32)
+  f = lambda X: wl.mask(X, M)
+  a, b = 2.5, -0.75
+  np.testing.assert_allclose(f(a * X + b * X2), a * f(X) + b * f(X2), rtol=1e-6, atol=1e-6)
+  # jax.linearize at any point gives back f itself: f(x0) + f'(x0) dX = f(x0 + dX).
+  value, f_lin = jax.linearize(f, X)
+  np.testing.assert_allclose(value, f(X))
+  np.testing.assert_allclose(f_lin(X2), f(X2), rtol=1e-6)
+  # It is multiplication by the diagonal matrix diag(vec M).
+  np.testing.assert_allclose(
+      jnp.ravel(f(X2)), jnp.diag(jnp.ravel(M)) @ jnp.ravel(X2), rtol=1e-6, atol=1e-6)
+  # Composed with a matrix product, f(g(X)) = M * (X W), it is still linear.
+  W = jnp.asarray(_randn(8, (4, 4)))
+  h = lambda X: f(wl.matmul(X, W))
+  np.testing.assert_allclose(h(a * X + b * X2), a * h(X) + b * h(X2), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(jax.linearize(h, X)[1](X2), h(X2), rtol=1e-5, atol=1e-5)
+
+
+def test_the_hadamard_product_is_bilinear_not_linear_in_both_factors():
+  """Where the notes are imprecise (§1.1.2): X * Y is bilinear.
+
+  What the notes' "does not preserve linearity" can mean: (X, Y) -> X * Y is
+  linear in X for a fixed Y and in Y for a fixed X, but not linear in the pair
+  (X, Y) together (scaling both scales the product by a^2), like the matrix
+  product itself. Its linearization at (X0, Y0) is
+  (dX, dY) -> dX * Y0 + X0 * dY, and the exact remainder is dX * dY.
+  """
+  X, X2, Y, Y2 = (jnp.asarray(_randn(s, (3, 4))) for s in (9, 10, 11, 12))
+  a, b = 2.5, -0.75
+  h = wl.hadamard
+  np.testing.assert_allclose(h(a * X + b * X2, Y), a * h(X, Y) + b * h(X2, Y),
+                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(h(X, a * Y + b * Y2), a * h(X, Y) + b * h(X, Y2),
+                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(h(a * X, a * Y), a**2 * h(X, Y), rtol=1e-5)
+  assert not np.allclose(h(a * X, a * Y), a * h(X, Y))  # not linear in (X, Y)
+  value, h_lin = jax.linearize(h, X, Y)
+  np.testing.assert_allclose(h_lin(X2, Y2), X2 * Y + X * Y2, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(h(X + X2, Y + Y2), value + h_lin(X2, Y2) + X2 * Y2,
+                             rtol=1e-5, atol=1e-5)
+  assert not np.allclose(h_lin(X2, Y2), h(X2, Y2))  # not its own linearization

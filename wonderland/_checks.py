@@ -230,23 +230,41 @@ def allocation(name: str, value: Any, nbytes: float, what: str, *,
     )
 
 
-def point(name: str, x: Any) -> jax.Array:
-  """x as a real vector ~ (d,), d >= 1, in at least float32."""
-  if isinstance(x, str):
-    raise ValueError(f"{name} must be a point ~ (d,) of real numbers, got {x!r}.")
+def real_array(name: str, x: Any, what: str = "a real tensor") -> jax.Array:
+  """x (a number, list, NumPy or jax array) as a jax array of floats, ints or bools."""
   try:
+    if isinstance(x, str):  # jnp.asarray would read "float32" as a dtype
+      raise TypeError(x)
     x = jnp.asarray(x)
   except (TypeError, ValueError):
     raise ValueError(
-        f"{name} must be a point ~ (d,) of real numbers, got "
+        f"{name} must be {what} (an array of numbers), got "
         f"{type(x).__name__}."
     ) from None
+  if not (jnp.issubdtype(x.dtype, jnp.floating)
+          or jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_):
+    raise ValueError(f"{name} must be {what}, got dtype {x.dtype}.")
+  return x
+
+
+def same_structure(name: str, tree: Any, like_name: str, like: Any) -> None:
+  """tree has the pytree structure and the leaf shapes of ``like``."""
+  shapes, shapes_like = jax.tree.map(jnp.shape, tree), jax.tree.map(jnp.shape, like)
+  if (jax.tree.structure(tree) != jax.tree.structure(like)
+      or shapes != shapes_like):
+    raise ValueError(
+        f"{name} must have the structure and shapes of {like_name}, got "
+        f"{like_name} ~ {shapes_like} and {name} ~ {shapes}."
+    )
+
+
+def point(name: str, x: Any) -> jax.Array:
+  """x as a real vector ~ (d,), d >= 1, in at least float32."""
+  x = real_array(name, x, "a real point ~ (d,)")
   if x.ndim != 1 or x.shape[0] == 0:
     raise ValueError(
         f"{name} must be a point ~ (d,) with d >= 1, got shape {x.shape}."
     )
-  if jnp.issubdtype(x.dtype, jnp.complexfloating):
-    raise ValueError(f"{name} must be a real point, got dtype {x.dtype}.")
   if not jnp.issubdtype(x.dtype, jnp.floating):
     return x.astype(jnp.result_type(float))
   return x.astype(jnp.promote_types(x.dtype, jnp.float32))

@@ -22,13 +22,17 @@ Every function here accepts pytrees of arrays where a pytree makes sense
 
 from __future__ import annotations
 
+import functools
 import math
+import numbers
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+
+from wonderland import _checks
 
 __all__ = [
     "grad",
@@ -52,30 +56,21 @@ def _tree_size(tree: PyTree) -> int:
   return sum(math.prod(jnp.shape(leaf)) for leaf in jax.tree.leaves(tree))
 
 
-def _require_scalar_output(f: Callable[..., Any], *args, **kwargs) -> None:
-  out = jax.eval_shape(f, *args, **kwargs)
-  shapes = [leaf.shape for leaf in jax.tree.leaves(out)]
-  if not (isinstance(out, jax.ShapeDtypeStruct) and out.shape == ()):
-    shape = shapes[0] if len(shapes) == 1 else shapes
-    raise ValueError(
-        f"f must be scalar-valued to take its gradient, got an output of shape "
-        f"{shape}; use wonderland.jacobian for vector-valued functions."
-    )
-
-
-def _require_callable(f) -> None:
-  if not callable(f):
-    raise ValueError(f"f must be a callable function, got {f!r}.")
-
-
-def _floats(tree: PyTree) -> PyTree:
+def _floats(tree: PyTree, name: str = "x") -> PyTree:
   """Integer and boolean leaves (Python ints too) as floats; others as given.
 
   Derivatives need a floating point: at the integer point 1 they are taken at
-  1.0, as the notes do when they differentiate at x = 1.
+  1.0, as the notes do when they differentiate at x = 1. A leaf that is not a
+  number or an array of numbers (a string, say) is refused with one sentence
+  naming ``name``.
   """
 
   def leaf(a):
+    if not isinstance(a, (jax.Array, np.ndarray, np.generic, numbers.Number)):
+      raise ValueError(
+          f"{name} must be an array of numbers or a pytree of them, got a leaf "
+          f"of type {type(a).__name__}: {a!r}."
+      )
     dtype = jnp.result_type(a)
     if jnp.issubdtype(dtype, jnp.integer) or dtype == jnp.bool_:
       return jnp.asarray(a, dtype=float)  # the default float dtype
@@ -86,20 +81,19 @@ def _floats(tree: PyTree) -> PyTree:
 
 def _point_and_direction(x: PyTree, v: PyTree) -> tuple[PyTree, PyTree]:
   """x and v as floats, v shaped like x and cast to x's dtypes (for jvp)."""
-  x, v = _floats(x), _floats(v)
-  _require_same_structure("x", x, "v", v)
+  x, v = _floats(x), _floats(v, "v")
+  _checks.same_structure("v", v, "x", x)
   v = jax.tree.map(lambda a, b: jnp.asarray(b, jnp.result_type(a)), x, v)
   return x, v
 
 
-def _require_same_structure(name_x: str, x: PyTree, name_v: str, v: PyTree):
-  sx = jax.tree.map(jnp.shape, x)
-  sv = jax.tree.map(jnp.shape, v)
-  if jax.tree.structure(x) != jax.tree.structure(v) or sx != sv:
-    raise ValueError(
-        f"{name_v} must have the structure and shapes of {name_x}; got "
-        f"{name_x} ~ {sx} and {name_v} ~ {sv}."
-    )
+def _matrix_fits(c: int, d: int, x: PyTree) -> None:
+  """Refuses a c x d derivative matrix over MAX_BYTES, before forming it."""
+  leaves = jax.tree.leaves(x)
+  itemsize = max((jnp.result_type(a).itemsize for a in leaves), default=4)
+  _checks.allocation("x", x, itemsize * c * d, f"the {c} x {d} matrix",
+                     given=f"{d} inputs for {c} outputs")
+
 
 
 def grad(f: Callable[..., jax.Array], argnums: int | Sequence[int] = 0):
@@ -116,16 +110,17 @@ def grad(f: Callable[..., jax.Array], argnums: int | Sequence[int] = 0):
   Integer arguments are differentiated at their float values.
 
   Raises:
-    ValueError: if f is not callable, or, when called, if f's output is not a
-      scalar (the message names the output's shape).
+    ValueError: if f is not callable, or, when called, if an argument to
+      differentiate is not numbers or f's output is not a scalar (the message
+      names the output's shape; use ``jacobian`` for a vector-valued f).
   """
-  _require_callable(f)
+  _checks.function(f)
   grad_f = jax.grad(f, argnums=argnums)
   wrt = (argnums,) if isinstance(argnums, int) else tuple(argnums)
 
   def grad_fn(*args, **kwargs):
     args = tuple(_floats(a) if i in wrt else a for i, a in enumerate(args))
-    _require_scalar_output(f, *args, **kwargs)
+    _checks.scalar_output(functools.partial(f, **kwargs), args, "x")
     return grad_f(*args, **kwargs)
 
   return grad_fn
@@ -145,10 +140,10 @@ def directional_derivative(
     v: the direction, a pytree like x. It is not normalized: D_{c v} = c D_v.
 
   Raises:
-    ValueError: if f is not callable or v does not have the structure and
-      shapes of x.
+    ValueError: if f is not callable, x or v is not numbers, or v does not
+      have the structure and shapes of x.
   """
-  _require_callable(f)
+  _checks.function(f)
   x, v = _point_and_direction(x, v)
   _, tangent = jax.jvp(f, (x,), (v,))
   return tangent
@@ -175,9 +170,11 @@ def jacobian(f: Callable[[PyTree], PyTree], mode: str = "auto"):
 
   Raises:
     ValueError: if f is not callable or ``mode`` is not one of ``"auto"``,
-      ``"fwd"``, ``"rev"``.
+      ``"fwd"``, ``"rev"``; when called, if x is not numbers (an array or a
+      pytree of them) or the c x d matrix would take more than
+      ``wonderland._checks.MAX_BYTES`` (2 GiB).
   """
-  _require_callable(f)
+  _checks.function(f)
   if mode not in JACOBIAN_MODES:
     raise ValueError(
         f"mode must be one of {', '.join(repr(m) for m in JACOBIAN_MODES)}; "
@@ -187,12 +184,13 @@ def jacobian(f: Callable[[PyTree], PyTree], mode: str = "auto"):
 
   def jac_fn(x):
     x = _floats(x)  # an integer point is taken at its float value
+    d = _tree_size(x)
+    c = _tree_size(jax.eval_shape(f, x))
+    _matrix_fits(c, d, x)
     if mode == "fwd":
       return jac_fwd(x)
     if mode == "rev":
       return jac_rev(x)
-    d = _tree_size(x)
-    c = _tree_size(jax.eval_shape(f, x))
     return jac_fwd(x) if c >= d else jac_rev(x)
 
   return jac_fn
@@ -214,15 +212,16 @@ def linearize(f: Callable[[PyTree], PyTree], x0: PyTree):
     A function ``x -> f(x0) + df(x0)(x - x0)``, with x a pytree like x0.
 
   Raises:
-    ValueError: if f is not callable; when called, if x is not shaped like x0.
+    ValueError: if f is not callable or x0 is not numbers; when called, if x
+      is not shaped like x0.
   """
-  _require_callable(f)
-  x0 = _floats(x0)
+  _checks.function(f)
+  x0 = _floats(x0, "x0")
   y0, f_jvp = jax.linearize(f, x0)
 
   def f_lin(x):
     x = _floats(x)
-    _require_same_structure("x0", x0, "x", x)
+    _checks.same_structure("x", x, "x0", x0)
     dx = jax.tree.map(
         lambda a, b: (jnp.asarray(a) - b).astype(jnp.result_type(b)), x, x0
     )
@@ -238,12 +237,17 @@ def hessian(f: Callable[[PyTree], jax.Array]):
   derivatives H_ij = d^2 f / d x_i d x_j.
 
   Raises:
-    ValueError: if f is not callable; when called, if f is not scalar-valued.
+    ValueError: if f is not callable; when called, if x is not numbers, f is
+      not scalar-valued, or the d x d matrix would take more than
+      ``wonderland._checks.MAX_BYTES`` (2 GiB).
   """
   hess = jax.jacfwd(grad(f))
 
   def hess_fn(x, *args, **kwargs):
-    return hess(_floats(x), *args, **kwargs)
+    x = _floats(x)
+    d = _tree_size(x)
+    _matrix_fits(d, d, x)
+    return hess(x, *args, **kwargs)
 
   return hess_fn
 
@@ -290,21 +294,14 @@ def check_grad(
     ValueError: if f is not callable or not scalar, x is empty or holds a
       leaf that is not floating-point, or h is not a finite number > 0.
   """
-  _require_callable(f)
-  for leaf in jax.tree.leaves(x):
-    dtype = jnp.result_type(leaf)
-    if not jnp.issubdtype(dtype, jnp.floating):
-      raise ValueError(
-          f"x must hold floating-point arrays only, got a leaf of dtype {dtype}."
-      )
+  _checks.function(f)
+  _checks.float_tree(x, "x")
   flat, unravel = ravel_pytree(x)
   if flat.size == 0:
     raise ValueError(f"x must hold at least one number, got {x!r}.")
-  if h is not None and (
-      isinstance(h, bool) or not isinstance(h, (int, float, np.floating))
-      or not math.isfinite(h) or h <= 0):
-    raise ValueError(f"h must be None or a finite number > 0, got {h!r}.")
-  _require_scalar_output(f, x)
+  if h is not None:
+    h = _checks.number("h", h)
+  _checks.scalar_output(f, (x,), "x")
   if h is None:
     eps = float(jnp.finfo(flat.dtype).eps)
     h = eps ** (1 / 3) * max(1.0, float(jnp.max(jnp.abs(flat), initial=0.0)))
@@ -332,8 +329,8 @@ def taylor_errors(
     ValueError: if f is not callable, v is not shaped like x0, or hs is not a
       non-empty 1-D sequence of finite numbers > 0.
   """
-  _require_callable(f)
-  x0, v = jnp.asarray(_floats(x0)), jnp.asarray(_floats(v))
+  _checks.function(f)
+  x0, v = jnp.asarray(_floats(x0, "x0")), jnp.asarray(_floats(v, "v"))
   if v.shape != x0.shape:
     raise ValueError(
         f"v must have the shape of x0, got x0 ~ {x0.shape} and v ~ {v.shape}."

@@ -21,6 +21,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from wonderland import _checks
+
 __all__ = [
     "dot",
     "cosine_similarity",
@@ -32,19 +34,6 @@ __all__ = [
 ]
 
 
-def _tensor(name: str, x) -> jax.Array:
-  """x as a real jax array (lists and NumPy arrays too); one sentence if not."""
-  try:
-    x = jnp.asarray(x)
-  except (TypeError, ValueError):
-    raise ValueError(
-        f"{name} must be a real tensor (an array of numbers), got "
-        f"{type(x).__name__}."
-    ) from None
-  if not (jnp.issubdtype(x.dtype, jnp.floating)
-          or jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_):
-    raise ValueError(f"{name} must be a real tensor, got dtype {x.dtype}.")
-  return x
 
 
 def _require_ndim(name: str, x: jax.Array, ndim: int, shape_hint: str) -> None:
@@ -69,7 +58,7 @@ def dot(x: jax.Array, y: jax.Array) -> jax.Array:
     ValueError: if ``x`` or ``y`` is not a real 1-D tensor or their lengths
       differ.
   """
-  x, y = _tensor("x", x), _tensor("y", y)
+  x, y = _checks.real_array("x", x), _checks.real_array("y", y)
   _require_ndim("x", x, 1, "(d,)")
   _require_ndim("y", y, 1, "(d,)")
   if jnp.shape(x) != jnp.shape(y):
@@ -99,7 +88,7 @@ def cosine_similarity(
     ValueError: if ``x`` or ``y`` is not a real 1-D tensor, they are empty, or
       their lengths differ.
   """
-  x, y = _tensor("x", x), _tensor("y", y)
+  x, y = _checks.real_array("x", x), _checks.real_array("y", y)
   _require_ndim("x", x, 1, "(d,)")
   _require_ndim("y", y, 1, "(d,)")
   if jnp.shape(x)[0] == 0 or jnp.shape(y)[0] == 0:
@@ -136,7 +125,8 @@ def template_match(
     ValueError: if the shapes are not ``(d,)`` and ``(k, d)`` with k, d >= 1,
       or a tensor is not real.
   """
-  x, templates = _tensor("x", x), _tensor("templates", templates)
+  x = _checks.real_array("x", x)
+  templates = _checks.real_array("templates", templates)
   _require_ndim("x", x, 1, "(d,)")
   _require_ndim("templates", templates, 2, "(k, d)")
   if jnp.shape(templates)[1] != jnp.shape(x)[0]:
@@ -168,7 +158,7 @@ def matmul(X: jax.Array, Y: jax.Array) -> jax.Array:  # pylint: disable=invalid-
     ValueError: if X or Y is not a real 2-D tensor or the inner dimensions
       differ.
   """
-  X, Y = _tensor("X", X), _tensor("Y", Y)
+  X, Y = _checks.real_array("X", X), _checks.real_array("Y", Y)
   _require_ndim("X", X, 2, "(a, b)")
   _require_ndim("Y", Y, 2, "(b, c)")
   if jnp.shape(X)[1] != jnp.shape(Y)[0]:
@@ -187,7 +177,7 @@ def hadamard(X: jax.Array, Y: jax.Array) -> jax.Array:  # pylint: disable=invali
     ValueError: if the shapes differ (no broadcasting: the notes' product is
       defined for tensors of one shape).
   """
-  X, Y = _tensor("X", X), _tensor("Y", Y)
+  X, Y = _checks.real_array("X", X), _checks.real_array("Y", Y)
   if jnp.shape(X) != jnp.shape(Y):
     raise ValueError(
         "hadamard needs tensors of the same shape; got "
@@ -208,7 +198,7 @@ def mask(X: jax.Array, M: jax.Array) -> jax.Array:  # pylint: disable=invalid-na
   Raises:
     ValueError: if the shapes differ or a tensor is not real.
   """
-  X, M = _tensor("X", X), _tensor("M", M)
+  X, M = _checks.real_array("X", X), _checks.real_array("M", M)
   if jnp.shape(X) != jnp.shape(M):
     raise ValueError(
         "mask needs a mask M of the shape of X; got "
@@ -231,7 +221,7 @@ def batched_matmul(X: jax.Array, Y: jax.Array) -> jax.Array:  # pylint: disable=
     ValueError: if X or Y is not a real 3-D tensor, the batch sizes n differ
       or the inner dimensions b differ.
   """
-  X, Y = _tensor("X", X), _tensor("Y", Y)
+  X, Y = _checks.real_array("X", X), _checks.real_array("Y", Y)
   _require_ndim("X", X, 3, "(n, a, b)")
   _require_ndim("Y", Y, 3, "(n, b, c)")
   (n_x, _, b_x), (n_y, b_y, _) = jnp.shape(X), jnp.shape(Y)

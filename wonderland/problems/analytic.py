@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wonderland.landscape import check_key
+from wonderland import _checks
 from wonderland.problems.base import box
 from wonderland.problems.base import make_problem
 from wonderland.problems.base import Problem
@@ -53,13 +53,20 @@ def quadratic(kappa: float = 10.0, dim: int = 2, key: jax.Array | None = None) -
   (just 1 when d = 1, which needs kappa = 1). Q is the identity, or a random
   rotation drawn from ``key`` (QR of a Gaussian matrix) when a key is given.
   L = kappa, mu = 1, the condition number is kappa; the minimizer is 0, f = 0.
-  Box [-5, 5]^d.
+  Box [-5, 5]^d. A is stored dense (d x d, built in float64): dim is refused
+  where it would take more than ``wonderland._checks.MAX_BYTES`` (2 GiB, dim
+  up to about 13,000, or 7,000 with a rotation).
 
   Raises:
-    ValueError: if kappa < 1, dim < 1, or dim = 1 with kappa != 1.
+    ValueError: if kappa < 1, dim < 1, dim = 1 with kappa != 1, or A would
+      take more than 2 GiB.
   """
   kappa = require_positive_float("quadratic", "kappa", kappa, 1.0, inclusive=True)
   dim = require_dim("quadratic", dim)
+  # float64 A and its float32 copy; a rotation adds the Gaussian, Q, R, Q A.
+  _checks.allocation("quadratic: dim", dim,
+                     (12 if key is None else 44) * dim * dim,
+                     f"the dense {dim} x {dim} matrix A")
   if dim == 1 and kappa != 1.0:
     raise ValueError(
         f"quadratic: with dim=1 there is one eigenvalue, so kappa must be 1, got {kappa!r}."
@@ -67,7 +74,7 @@ def quadratic(kappa: float = 10.0, dim: int = 2, key: jax.Array | None = None) -
   eigenvalues = np.linspace(1.0, kappa, dim)
   a = np.diag(eigenvalues)
   if key is not None:
-    key = check_key(key, "quadratic: key")
+    key = _checks.key(key, "quadratic: key")
     gaussian = np.asarray(jax.random.normal(key, (dim, dim), dtype=jnp.float32), np.float64)
     q, r = np.linalg.qr(gaussian)
     q = q * np.sign(np.diag(r))  # the Haar-distributed rotation
