@@ -29,6 +29,9 @@ from wonderland.landscape import ConvexityReport
 from wonderland.landscape import find_stationary_points
 from wonderland.landscape import is_descent_direction
 from wonderland.landscape import is_local_minimum
+from wonderland.landscape import preconditioned_sharpness
+from wonderland.landscape import preconditioner
+from wonderland.landscape import sharpness
 from wonderland.landscape import smoothness
 from wonderland.problems import Problem
 from wonderland._run import DIVERGENCE_THRESHOLD
@@ -99,6 +102,9 @@ __all__ = [
     "convexity_test",
     "ConvexityReport",
     "smoothness",
+    "sharpness",
+    "preconditioned_sharpness",
+    "preconditioner",
     "find_stationary_points",
     # §1.3 runs and sweeps (deterministic, or stochastic on data)
     "data",
