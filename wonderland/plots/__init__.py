@@ -21,6 +21,7 @@ from wonderland.plots.runs import lines
 from wonderland.plots.runs import loss_curves
 from wonderland.plots.runs import performance_profile
 from wonderland.plots.runs import value_vs_learning_rate
+from wonderland.plots.training import training_curves
 
 __all__ = [
     "colors",
@@ -33,6 +34,7 @@ __all__ = [
     "heatmap",
     "contour_stationary_points",
     "curve_1d",
+    "training_curves",
 ]
 
 # Renamed in 0.2.0, kept as a deprecated alias for one release: ``landscape``
