@@ -372,3 +372,30 @@ def stochastic(x: Any, *, steps: int, tol, data, batch_size, key, evaluate,
   every = steps if eval_every is None else integer(
       "eval_every", eval_every, maximum=INT32_MAX)
   return batch_size, min(every, steps)
+
+
+def records(record: Any, valid: tuple[str, ...], *,
+            needs_grad_norm: bool = False) -> tuple[str, ...]:
+  """``record`` as a tuple of names of ``valid`` in their order, with value."""
+  if isinstance(record, str) or not all(
+      isinstance(r, str) for r in (record if hasattr(record, "__iter__") else [1])):
+    raise ValueError(
+        f"record must be a sequence of names among {', '.join(valid)}, got "
+        f"{record!r}."
+    )
+  unknown = [r for r in record if r not in valid]
+  if unknown:
+    raise ValueError(
+        f"record must name only {', '.join(valid)}, got {', '.join(unknown)}."
+    )
+  if "value" not in record:
+    raise ValueError(
+        f"record must include 'value' (every run records f: the divergence "
+        f"check and the trace's values read it), got {tuple(record)!r}."
+    )
+  if needs_grad_norm and "grad_norm" not in record:
+    raise ValueError(
+        f"record must include 'grad_norm' with tol (convergence is "
+        f"||grad f|| <= tol), got {tuple(record)!r}."
+    )
+  return tuple(name for name in valid if name in record)

@@ -53,6 +53,11 @@ PyTree = Any
 # A value above this (or a non-finite value, gradient or update) is divergence.
 DIVERGENCE_THRESHOLD = 1e30
 
+# What a trace can record per step; ``value`` always, the rest on request.
+RECORDS = ("value", "grad_norm", "update_norm", "cos_angle", "step_size")
+# Records that need the step's sums over g and u_t (and the full check).
+_NORMS = frozenset(("grad_norm", "update_norm", "cos_angle"))
+
 # State fields read as the step size, in order of preference.
 _STEP_SIZE_KEYS = ("step_size", "learning_rate")
 
@@ -89,8 +94,8 @@ class Record(NamedTuple):
 
 
 def _healthy(value, grad_norm):
-  return (jnp.isfinite(value) & (value <= DIVERGENCE_THRESHOLD)
-          & jnp.isfinite(grad_norm))
+  ok = jnp.isfinite(value) & (value <= DIVERGENCE_THRESHOLD)
+  return ok if grad_norm is None else ok & jnp.isfinite(grad_norm)
 
 
 def _step_size(opt_state, dtype) -> jax.Array:
@@ -209,7 +214,7 @@ def init_carry(optimizer, x0) -> Carry:
   )
 
 
-def step(f, optimizer, carry: Carry, can_move, tol):
+def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
   """Checks x_{t-1} and takes the step x_t = x_{t-1} + u_t from it.
 
   Step t evaluates f and grad f once, at x_{t-1}: they check x_{t-1} (the
@@ -218,6 +223,12 @@ def step(f, optimizer, carry: Carry, can_move, tol):
   huge), or u_t is not finite, the run stops at x_{t-1} and is frozen from
   then on. The optimizer state is not frozen: it is never used again once the
   run stops moving.
+
+  What is not recorded is not computed. Without any of ``grad_norm``,
+  ``update_norm`` and ``cos_angle`` in ``record`` the step takes no sums over
+  g and u_t, and divergence is judged from f alone: a non-finite gradient or
+  update is applied, and the run stops at the next point, where f is not
+  finite (one step later than the full check, at the point that blew up).
 
   The new point is one elementwise expression, where(moved, x + u, x), that
   XLA fuses with the add and writes over x in place.
@@ -231,10 +242,12 @@ def step(f, optimizer, carry: Carry, can_move, tol):
     carry: the loop state before step t.
     can_move: a bool scalar; False makes the step only check x_{t-1}.
     tol: None, or the tolerance on ||grad f(x_{t-1})|| that marks
-      convergence.
+      convergence (needs ``grad_norm`` in ``record``).
+    record: the names of ``RECORDS`` to record; ``value`` always is.
 
   Returns:
-    ``(carry, record)``: the state before step t + 1 and step t's ``Record``.
+    ``(carry, record)``: the state before step t + 1 and step t's ``Record``,
+    with None for what is not recorded.
   """
   value, grad = jax.value_and_grad(f)(carry.params)
   updates, opt_state = optimizer.update(
@@ -245,6 +258,21 @@ def step(f, optimizer, carry: Carry, can_move, tol):
       grad=grad,
       value_fn=f,
   )
+  dtype = jnp.result_type(value)
+  nan = jnp.asarray(jnp.nan, dtype)
+  if _NORMS.isdisjoint(record):
+    carry, may_move = _check_point(carry, value, None, tol)
+    moved = may_move & can_move
+    params = jax.tree.map(
+        lambda x, u: jnp.where(moved, (x + u).astype(x.dtype), x),
+        carry.params, updates,
+    )
+    step_size = None
+    if "step_size" in record:
+      step_size = jnp.where(moved, _step_size(opt_state, dtype), nan)
+    rec = Record(value, None, None, None, step_size, params)
+    carry = carry._replace(params=params, opt_state=opt_state, pending=moved)
+    return carry, rec
   uu, ug, gg = _sums(updates, grad)
   grad_norm, update_norm = jnp.sqrt(gg), jnp.sqrt(uu)
   carry, may_move = _check_point(carry, value, grad_norm, tol)
@@ -259,14 +287,16 @@ def step(f, optimizer, carry: Carry, can_move, tol):
   cos_angle = jnp.where(
       denom > 0, -ug / jnp.where(denom > 0, denom, 1.0), jnp.nan
   )
-  dtype = jnp.result_type(value)
-  nan = jnp.asarray(jnp.nan, dtype)
-  record = Record(
+  keep = lambda name, x: x if name in record else None
+  rec = Record(
       value=value,
-      grad_norm=grad_norm.astype(dtype),
-      update_norm=jnp.where(moved, update_norm, nan).astype(dtype),
-      cos_angle=jnp.where(moved, cos_angle, nan).astype(dtype),
-      step_size=jnp.where(moved, _step_size(opt_state, dtype), nan),
+      grad_norm=keep("grad_norm", grad_norm.astype(dtype)),
+      update_norm=keep("update_norm",
+                       jnp.where(moved, update_norm, nan).astype(dtype)),
+      cos_angle=keep("cos_angle",
+                     jnp.where(moved, cos_angle, nan).astype(dtype)),
+      step_size=keep("step_size",
+                     jnp.where(moved, _step_size(opt_state, dtype), nan)),
       params=params,
   )
   carry = carry._replace(
@@ -275,16 +305,21 @@ def step(f, optimizer, carry: Carry, can_move, tol):
       pending=moved,
       diverged=carry.diverged | (move & ~moved),
   )
-  return carry, record
+  return carry, rec
 
 
-def finish(f, carry: Carry, tol):
+def finish(f, carry: Carry, tol, record=RECORDS):
   """Checks the last point after the loop; shared with ``wonderland.sweep``.
 
   Returns:
     ``(carry, value, grad_norm)``: the final state (diverged set if f or
-    grad f is not finite at the last point), and f and ||grad f|| there.
+    grad f is not finite at the last point), and f and ||grad f|| there
+    (None, and f alone checked, when ``record`` holds no norm).
   """
+  if _NORMS.isdisjoint(record):
+    value = f(carry.params)
+    carry, _ = _check_point(carry, value, None, tol)
+    return carry._replace(pending=jnp.bool_(False)), value, None
   value, grad = jax.value_and_grad(f)(carry.params)
   gg = _sums(grad, grad)[0]
   grad_norm = jnp.sqrt(gg).astype(jnp.result_type(value))
@@ -300,16 +335,16 @@ def shift_records(values, grad_norms, last_value, last_grad_norm, num_steps,
   last point gives f(x_t) for t = 1..steps. Entries at and after num_steps
   (steps that did not run or reached a blown-up point) become NaN. Shared with
   ``wonderland.sweep``, where the arrays carry a leading run axis.
+  grad_norms may be None (not recorded).
   """
 
   def shift(a, last):
     return jnp.concatenate([a[..., 1:steps], last[..., None]], axis=-1)
 
   mask = jnp.arange(steps) < num_steps[..., None]
-  return (jnp.where(mask, shift(values, last_value), jnp.nan),
-          jnp.where(mask, shift(grad_norms, last_grad_norm), jnp.nan), mask)
-
-
+  grad_norms = None if grad_norms is None else jnp.where(
+      mask, shift(grad_norms, last_grad_norm), jnp.nan)
+  return jnp.where(mask, shift(values, last_value), jnp.nan), grad_norms, mask
 
 
 class Feed(NamedTuple):
@@ -336,7 +371,8 @@ def objective(f, feed: Feed | None, t):
 
 
 def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
-               feed=None, evaluate=None, every=None, keep_params=False):
+               feed=None, evaluate=None, every=None, keep_params=False,
+               record=RECORDS):
   """Steps t + 1 for t = t0..t0 + length - 1, as one ``lax.scan``.
 
   Args:
@@ -352,6 +388,7 @@ def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
       evaluated after every ``every`` steps (``length`` a multiple of it).
     every: the evaluation period, a static int.
     keep_params: keep x_t in the records (for ``Trace.path``).
+    record: what ``step`` records.
 
   Returns:
     ``(carry, records, evals)``: the state after the steps, the ``Record`` of
@@ -364,7 +401,8 @@ def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
 
   def body(c, t):
     can_move = jnp.bool_(True) if steps is None else t < steps
-    c, rec = step(objective(f, feed, t), optimizer, c, can_move, None)
+    c, rec = step(objective(f, feed, t), optimizer, c, can_move, None,
+                  record)
     return c, rec if keep_params else rec._replace(params=None)
 
   def run(c, first, n):

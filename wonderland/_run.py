@@ -37,7 +37,7 @@ step that reached a blown-up point on) are NaN in every per-step array and in
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +52,7 @@ from wonderland._loop import finish
 from wonderland._loop import init_carry
 from wonderland._loop import objective
 from wonderland._loop import Record
+from wonderland._loop import RECORDS
 from wonderland._loop import scan_steps
 from wonderland._loop import shift_records
 from wonderland._loop import step
@@ -71,7 +72,8 @@ class Trace(NamedTuple):
       finite (or f > ``DIVERGENCE_THRESHOLD``) there, which is the first such
       point, not the last healthy one before it (x_0 if it was x_0).
     values: f(x_t) ~ (steps,).
-    grad_norms: ||grad f(x_t)|| ~ (steps,).
+    grad_norms: ||grad f(x_t)|| ~ (steps,). This and the next three are None
+      when ``record`` leaves them out.
     update_norms: ||u_t|| = ||x_t - x_{t-1}|| ~ (steps,).
     cos_angles: cosine between u_t and -grad f(x_{t-1}) ~ (steps,); >= 0 for a
       descent step.
@@ -107,10 +109,11 @@ class Trace(NamedTuple):
 
 
 
-def _minimize_scan(f, optimizer, x0, steps, keep_path, feed, evaluate, every):
+def _minimize_scan(f, optimizer, x0, steps, keep_path, feed, evaluate, every,
+                   record):
   """All steps as scans; with ``evaluate``, blocks of ``every`` then the rest."""
   carry = init_carry(optimizer, x0)
-  kw = dict(feed=feed, keep_params=keep_path)
+  kw = dict(feed=feed, keep_params=keep_path, record=record)
   if evaluate is None:
     carry, records, _ = scan_steps(f, optimizer, carry, 0, steps, **kw)
     return carry, records, None
@@ -132,7 +135,7 @@ def _minimize_scan(f, optimizer, x0, steps, keep_path, feed, evaluate, every):
           jax.tree.map(concat, *evals))
 
 
-def _minimize_while(f, optimizer, x0, steps, tol, keep_path):
+def _minimize_while(f, optimizer, x0, steps, tol, keep_path, record):
   carry = init_carry(optimizer, x0)
   # Step t is written at t - 1.
   nan = jnp.full((steps,), jnp.nan, jax.eval_shape(f, x0).dtype)
@@ -141,7 +144,8 @@ def _minimize_while(f, optimizer, x0, steps, tol, keep_path):
     path = jax.tree.map(
         lambda a: jnp.full((steps, *jnp.shape(a)), jnp.nan, a.dtype), x0
     )
-  buffers = Record(nan, nan, nan, nan, nan, path)
+  buffers = Record(*(nan if name in record else None for name in RECORDS),
+                   path)
 
   def cond(state):
     t, c, _ = state
@@ -149,7 +153,7 @@ def _minimize_while(f, optimizer, x0, steps, tol, keep_path):
 
   def body(state):
     t, c, bufs = state
-    c, rec = step(f, optimizer, c, jnp.bool_(True), tol)
+    c, rec = step(f, optimizer, c, jnp.bool_(True), tol, record)
     rec = rec._replace(params=rec.params if keep_path else None)
     return t + 1, c, jax.tree.map(lambda b, r: b.at[t].set(r), bufs, rec)
 
@@ -160,7 +164,7 @@ def _minimize_while(f, optimizer, x0, steps, tol, keep_path):
 
 
 def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
-                   has_tol, keep_path, batch_size, every):
+                   has_tol, keep_path, batch_size, every, record):
   feed = None if data is None else Feed(data, key, batch_size)
   # Checked here, while jax traces for a new f, optimizer or shapes: a call
   # that hits jax's cache does not trace f once more.
@@ -172,16 +176,20 @@ def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
   optimizer = optax.with_extra_args_support(optimizer)
   evals = None
   if has_tol:
-    carry, recs = _minimize_while(f, optimizer, x0, steps, tol, keep_path)
+    carry, recs = _minimize_while(f, optimizer, x0, steps, tol, keep_path,
+                                  record)
   else:
     carry, recs, evals = _minimize_scan(f, optimizer, x0, steps, keep_path,
-                                        feed, evaluate, every)
+                                        feed, evaluate, every, record)
   last = objective(f, feed, jnp.asarray(steps, jnp.int32))
-  carry, value, grad_norm = finish(last, carry, tol if has_tol else None)
+  carry, value, grad_norm = finish(last, carry, tol if has_tol else None,
+                                   record)
+  if recs.grad_norm is None:
+    grad_norm = None
   values, grad_norms, mask = shift_records(
       recs.value, recs.grad_norm, value, grad_norm, carry.num_steps, steps
   )
-  keep = lambda a: jnp.where(mask, a, jnp.nan)
+  keep = lambda a: None if a is None else jnp.where(mask, a, jnp.nan)
   path = None
   if keep_path:
     path = jax.tree.map(
@@ -214,7 +222,8 @@ def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
 _minimize_jit = jax.jit(
     _minimize_impl,
     static_argnums=(0, 1, 6),
-    static_argnames=("steps", "has_tol", "keep_path", "batch_size", "every"),
+    static_argnames=("steps", "has_tol", "keep_path", "batch_size", "every",
+                     "record"),
 )
 
 
@@ -231,6 +240,7 @@ def minimize(
     key: jax.Array | None = None,
     evaluate: Callable[[PyTree], dict[str, jax.Array]] | None = None,
     eval_every: int | None = None,
+    record: Sequence[str] = RECORDS,
 ) -> Trace:
   """Minimizes f from x0 with ``optimizer``, as one compiled program.
 
@@ -281,6 +291,13 @@ def minimize(
     key: the ``jax.random`` key of the data order; required with ``data``.
     evaluate: a function of the params returning a dict of scalars, or None.
     eval_every: the evaluation period (default: only after the last step).
+    record: what the trace records per step, a subset of ``"value"``
+      (always), ``"grad_norm"``, ``"update_norm"``, ``"cos_angle"`` and
+      ``"step_size"``; the others are None in the trace. What is not recorded
+      is not computed: ``record=("value",)`` compiles to the plain loop
+      (value, gradient, update, one select), and then divergence is judged
+      from f alone, so a run stops one step later, at the point where f blew
+      up (see ``wonderland._loop.step``). ``tol`` needs ``"grad_norm"``.
 
   Returns:
     A ``Trace`` with per-step arrays ~ (steps,).
@@ -308,6 +325,7 @@ def minimize(
           f"tol must be None or a finite number >= 0, got {given!r}."
       )
   keep_path = _checks.boolean("keep_path", keep_path)
+  record = _checks.records(record, RECORDS, needs_grad_norm=tol is not None)
   _checks.transformation(optimizer)
   _checks.function(f, "f", what="a callable objective", hashable=True)
   _checks.float_tree(x0, "x0")
@@ -331,4 +349,5 @@ def minimize(
       keep_path=keep_path,
       batch_size=batch_size,
       every=every,
+      record=record,
   )

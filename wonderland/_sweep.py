@@ -63,7 +63,8 @@ class SweepResult(NamedTuple):
   Attributes:
     values: f(x_t) for t = 1..steps ~ (*G, S, steps); NaN from the step at
       which a run diverged.
-    grad_norms: ||grad f(x_t)|| ~ (*G, S, steps), NaN likewise.
+    grad_norms: ||grad f(x_t)|| ~ (*G, S, steps), NaN likewise; None with
+      ``record=("value",)``.
     final_params: where every run stopped (``wonderland.Trace.params``:
       for a diverged run, the first point where f or grad f blew up, or the
       point whose update did), a pytree like one seed of x0 with leaves
@@ -377,7 +378,7 @@ def _feed(spec, data, key_data):
 
 
 def _chunk_program(
-    f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every,
+    f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
     hparams, carry, real, t0, steps, data, keys,
 ):
   """``chunk`` steps of every run, t0..t0+chunk-1; steps >= ``steps`` masked.
@@ -392,7 +393,7 @@ def _chunk_program(
     opt = _make_optimizer(make_optimizer, fixed, hp)
     c, records, evals = _loop.scan_steps(
         f, opt, c, t0, chunk, steps=steps, feed=_feed(spec, data, key_data),
-        evaluate=evaluate, every=every,
+        evaluate=evaluate, every=every, record=record,
     )
     return c, (records.value, records.grad_norm, evals)
 
@@ -407,12 +408,13 @@ def _chunk_program(
           num_diverged, next_t0)
 
 
-def _finish_program(f, sharding, spec, carry, steps, data, keys):
+def _finish_program(f, sharding, spec, record, carry, steps, data, keys):
   """Checks every run's last point (``wonderland._loop.finish``)."""
 
   def one(c, key_data):
     last = _loop.objective(f, _feed(spec, data, key_data), steps)
-    return _loop.finish(last, c, None)
+    c, value, grad_norm = _loop.finish(last, c, None, record)
+    return c, value, grad_norm if "grad_norm" in record else None
 
   carry, value, grad_norm = jax.vmap(one)(carry, keys)
   return _constrain((carry, value, grad_norm), sharding)
@@ -440,7 +442,8 @@ def _assemble_program(layout, mesh, replicate, values, grad_norms, evals,
     )
 
   values, grad_norms, _ = _loop.shift_records(
-      jnp.concatenate(values, axis=1), jnp.concatenate(grad_norms, axis=1),
+      jnp.concatenate(values, axis=1),
+      None if grad_norms[0] is None else jnp.concatenate(grad_norms, axis=1),
       last_value, last_grad_norm, num_steps, steps,
   )
   if evals[0] is not None:
@@ -460,10 +463,10 @@ def _assemble_program(layout, mesh, replicate, values, grad_norms, evals,
 
 _init_jit = jax.jit(_init_program, static_argnums=(0, 1, 2))
 _chunk_jit = jax.jit(
-    _chunk_program, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7),
-    donate_argnums=(9,),
+    _chunk_program, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8),
+    donate_argnums=(10,),
 )
-_finish_jit = jax.jit(_finish_program, static_argnums=(0, 1, 2))
+_finish_jit = jax.jit(_finish_program, static_argnums=(0, 1, 2, 3))
 _assemble_jit = jax.jit(_assemble_program, static_argnums=(0, 1, 2))
 
 
@@ -499,6 +502,7 @@ def sweep(
     key: jax.Array | None = None,
     evaluate: Callable[[PyTree], dict[str, jax.Array]] | None = None,
     eval_every: int | None = None,
+    record: Sequence[str] = ("value", "grad_norm"),
 ) -> SweepResult:
   """Runs ``make_optimizer(**fixed, **point)`` from every x0, every point.
 
@@ -537,6 +541,9 @@ def sweep(
     evaluate: a function of one run's params returning a dict of scalars,
       evaluated after every ``eval_every`` steps and after the last.
     eval_every: the evaluation period (default: only after the last step).
+    record: ``("value", "grad_norm")`` (the default) or ``("value",)``: then
+      ``grad_norms`` is None, the steps take no sums over g and u_t, and
+      divergence is judged from f alone, as in ``wonderland.minimize``.
 
   Returns:
     A ``SweepResult`` with arrays laid out as ``(*grid, n_seeds, ...)``.
@@ -560,6 +567,7 @@ def sweep(
   """
   steps = _checks.integer("steps", steps, maximum=_checks.INT32_MAX)
   chunk_steps = _checks.integer("chunk_steps", chunk_steps)
+  record = _checks.records(record, ("value", "grad_norm"))
   names, values, fixed_items = _check_grid(make_optimizer, grid, fixed)
   batch = None
   if data is not None:
@@ -632,7 +640,7 @@ def sweep(
   for i in range(n_chunks):
     carry, vals, gnorms, evals, num_diverged, t0 = _compile_and_run(
         _chunk_jit, timing,
-        (*statics, chunk, sharded, spec, evaluate, every),
+        (*statics, chunk, sharded, spec, evaluate, every, record),
         hparams, carry, real, t0, steps_arr, data, keys,
     )
     value_chunks.append(vals)
@@ -645,7 +653,8 @@ def sweep(
         int(num_diverged), timing["compile"], timing["run"],
     )
   carry, last_value, last_grad_norm = _compile_and_run(
-      _finish_jit, timing, (f, sharded, spec), carry, steps_arr, data, keys
+      _finish_jit, timing, (f, sharded, spec, record), carry, steps_arr, data,
+      keys,
   )
   layout = (n_runs, (*grid_shape, n_seeds), steps)
   out_values, out_gnorms, out_params, out_diverged, out_evals = (

@@ -1,0 +1,104 @@
+"""``record=``: what a trace records is what a run computes."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from wonderland._run import minimize
+from wonderland._sweep import sweep
+
+
+def f(x):
+  return jnp.sum((x - 1.0) ** 2) + 0.1 * jnp.sum(x**4)
+
+
+OPT = optax.sgd(0.05)
+
+
+def test_values_only_matches_the_full_trace_and_leaves_the_rest_out():
+  full = minimize(f, OPT, jnp.zeros(3), steps=40)
+  light = minimize(f, OPT, jnp.zeros(3), steps=40, record=("value",))
+  np.testing.assert_array_equal(light.values, full.values)
+  np.testing.assert_array_equal(light.params, full.params)
+  for name in ("grad_norms", "update_norms", "cos_angles", "step_sizes"):
+    assert getattr(light, name) is None, name
+  some = minimize(f, OPT, jnp.zeros(3), steps=40,
+                  record=("update_norm", "value"))
+  np.testing.assert_array_equal(some.update_norms, full.update_norms)
+  assert some.grad_norms is None and some.cos_angles is None
+
+
+def _reductions(lowered) -> int:
+  text = lowered.compile().as_text()
+  return sum(line.count(" reduce(") for line in text.splitlines())
+
+
+def test_what_is_not_recorded_is_not_computed():
+  # The values-only program has the reductions of a hand-written optax scan
+  # that records f(x_t) for t = 1..steps (those of f, in the loop and once at
+  # the last point); the full trace has more (its sums over g and u_t).
+  x0 = jnp.zeros(1024)
+
+  @jax.jit
+  def hand(x):
+    def body(c, _):
+      x, s = c
+      value, g = jax.value_and_grad(f)(x)
+      u, s = OPT.update(g, s, x)
+      return (optax.apply_updates(x, u), s), value
+    (x, _), values = jax.lax.scan(body, (x, OPT.init(x)), None, length=50)
+    return values, f(x)
+
+  from wonderland import _run  # pylint: disable=g-import-not-at-top
+
+  def lowered(record):
+    return _run._minimize_jit.lower(
+        f, OPT, x0, None, None, None, None, steps=50, has_tol=False,
+        keep_path=False, batch_size=None, every=None, record=record)
+
+  bare = _reductions(hand.lower(x0))
+  assert _reductions(lowered(("value",))) == bare
+  assert _reductions(lowered(("value", "grad_norm", "update_norm",
+                              "cos_angle", "step_size"))) > bare
+
+
+def test_without_norms_a_run_stops_one_step_later():
+  # f is finite at 0 but its gradient is not: the full check stops at x_0;
+  # the values-only check applies the step and stops where f blew up.
+  g = lambda x: jnp.sum(jnp.sqrt(jnp.abs(x)))
+  full = minimize(g, optax.sgd(0.1), jnp.zeros(2), steps=5)
+  light = minimize(g, optax.sgd(0.1), jnp.zeros(2), steps=5, record=("value",))
+  assert bool(full.diverged) and bool(light.diverged)
+  assert int(full.num_steps) == 0 and int(light.num_steps) == 0
+  np.testing.assert_array_equal(full.params, jnp.zeros(2))
+  assert not np.all(np.isfinite(light.params))  # the point that blew up
+  assert np.all(np.isnan(light.values))
+
+
+def test_a_sweep_records_values_only_when_asked():
+  grid = {"learning_rate": np.array([0.01, 0.05, 5.0])}
+  full = sweep(f, optax.sgd, grid, jnp.zeros((2, 3)), steps=30)
+  light = sweep(f, optax.sgd, grid, jnp.zeros((2, 3)), steps=30,
+                record=("value",))
+  assert light.grad_norms is None
+  np.testing.assert_array_equal(light.values, full.values)
+  np.testing.assert_array_equal(light.diverged, full.diverged)
+  assert light.best() == full.best()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(record=("grad_norm",)), "record must include 'value'"),
+        (dict(record=("value", "speed")), "record must name only value, grad_norm"),
+        (dict(record="value"), "record must be a sequence of names"),
+        (dict(record=("value",), tol=1e-3), "record must include 'grad_norm' with tol"),
+    ],
+)
+def test_bad_records_are_refused(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    minimize(f, OPT, jnp.zeros(3), steps=3, **kwargs)
