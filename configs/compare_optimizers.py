@@ -9,9 +9,8 @@ winners: final gap to f*, steps and time to a target gap, divergence.
 Command:  python experiments/compare_optimizers.py --workdir=runs/compare_optimizers
           (--config.optimizers=gd,adam,optax.lion --config.steps=500 ...)
 Runtime:  about 25 seconds on a 2-core CPU, compilation included (all cells
-          in one compiled program, see ``batching``; about 50 s when other
-          jobs share the cores); a rerun with the same workdir reads the
-          finished cells back and only redraws the figures (~10 s).
+          in one compiled program, see ``batching``); a rerun with the same
+          workdir reads the finished cells back and only redraws the figures.
 Result:   summary.csv, results.jsonl, report.md and figures/ in the workdir.
           Expected (seed 0): adam and armijo_gd reach the target gap 1e-3
           on 9 of the 13 problems, momentum and nesterov on 7, gd on 5,

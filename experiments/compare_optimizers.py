@@ -7,20 +7,20 @@
 
 from pathlib import Path
 
-from wonderland import experiment
+from wonderland import cli
 
-_CONFIG, _WORKDIR, _PLATFORM = experiment.define_flags(
+_CONFIG, _WORKDIR, _PLATFORM = cli.define_flags(
     "compare_optimizers", Path(__file__).resolve().parents[1] / "configs"
 )
 
 
 def main(argv):
   del argv
-  experiment.set_platform(_PLATFORM.value)
-  from wonderland.jobs import compare_optimizers  # pylint: disable=g-import-not-at-top
+  cli.set_platform(_PLATFORM.value)
+  from wonderland.jobs import compare  # pylint: disable=g-import-not-at-top
 
-  compare_optimizers.run(_CONFIG.value, _WORKDIR.value)
+  compare.run(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":
-  experiment.run_app(main)
+  cli.run_app(main)

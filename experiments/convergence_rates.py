@@ -6,20 +6,20 @@
 
 from pathlib import Path
 
-from wonderland import experiment
+from wonderland import cli
 
-_CONFIG, _WORKDIR, _PLATFORM = experiment.define_flags(
+_CONFIG, _WORKDIR, _PLATFORM = cli.define_flags(
     "convergence_rates", Path(__file__).resolve().parents[1] / "configs"
 )
 
 
 def main(argv):
   del argv
-  experiment.set_platform(_PLATFORM.value)
+  cli.set_platform(_PLATFORM.value)
   from wonderland.jobs import convergence_rates  # pylint: disable=g-import-not-at-top
 
   convergence_rates.run(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":
-  experiment.run_app(main)
+  cli.run_app(main)

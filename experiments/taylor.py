@@ -5,19 +5,19 @@
 
 from pathlib import Path
 
-from wonderland import experiment
+from wonderland import cli
 from wonderland.jobs import taylor
 
-_CONFIG, _WORKDIR, _PLATFORM = experiment.define_flags(
+_CONFIG, _WORKDIR, _PLATFORM = cli.define_flags(
     "taylor", Path(__file__).resolve().parents[1] / "configs"
 )
 
 
 def main(argv):
   del argv
-  experiment.set_platform(_PLATFORM.value)
+  cli.set_platform(_PLATFORM.value)
   taylor.run(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":
-  experiment.run_app(main)
+  cli.run_app(main)

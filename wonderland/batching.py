@@ -14,17 +14,33 @@ problem) cell in a single program: one compilation instead of one per cell.
 Every run pays for the branches it evaluates, and on a CPU ``lax.switch``
 under ``vmap`` evaluates all of them, so per-cell wall times measured this
 way are amortized costs, not each cell's own.
+
+Built on them, for O optimizers on P problems of one dimension:
+
+* ``run_batch`` runs every optimizer on every problem for a grid of learning
+  rates and P x n_seeds initial points, as one ``wonderland.sweep``;
+* ``best_paths`` keeps the iterates x_0..x_T of one run per (optimizer,
+  problem), each at its own learning rate, in one compiled program.
+
+One factory and one objective need no switch: both then run them plainly.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-__all__ = ["switch_optimizer", "stack_problems"]
+from wonderland._run import minimize
+from wonderland._sweep import inject_traced
+from wonderland._sweep import sweep
+
+__all__ = [
+    "switch_optimizer", "stack_problems", "Batch", "run_batch", "best_paths",
+]
 
 
 def switch_optimizer(
@@ -112,3 +128,124 @@ def stack_problems(
     return jax.lax.switch(k, fns, params["x"])
 
   return f
+
+
+class _Program(NamedTuple):
+  f: Callable[..., jax.Array]
+  make_optimizer: Callable[..., optax.GradientTransformation]
+  stacked: bool
+
+
+def _program(fns, factories) -> _Program:
+  """One objective and one factory: plain for 1 x 1, else switched."""
+  if len(fns) == 1 and len(factories) == 1:
+    return _Program(fns[0], factories[0], False)
+  return _Program(stack_problems(fns), switch_optimizer(factories), True)
+
+
+class Batch(NamedTuple):
+  """What ``run_batch`` returns, for O optimizers and P problems.
+
+  Attributes:
+    values: f(x_t) ~ (O, n_lr, P, n_seeds, steps).
+    diverged: ~ (O, n_lr, P, n_seeds).
+    compile_seconds: the program's compilation time.
+    run_seconds: its run time, for all O * n_lr * P * n_seeds runs.
+  """
+
+  values: np.ndarray
+  diverged: np.ndarray
+  compile_seconds: float
+  run_seconds: float
+
+
+def run_batch(
+    fns: Sequence[Callable[[jax.Array], jax.Array]],
+    factories: Sequence[Callable[..., optax.GradientTransformation]],
+    learning_rates: np.ndarray,
+    x0: np.ndarray,
+    *,
+    steps: int,
+) -> Batch:
+  """Every factory on every objective as one ``wonderland.sweep``.
+
+  Args:
+    fns: P objectives of the same ``x ~ (dim,)``.
+    factories: O optimizer factories taking ``learning_rate``.
+    learning_rates: the grid ``~ (n_lr,)``.
+    x0: initial points ``~ (P, n_seeds, dim)``, problem by problem.
+    steps: steps per run.
+
+  Returns:
+    A ``Batch``.
+
+  Raises:
+    ValueError: if x0 does not hold one set of initial points per objective.
+  """
+  x0 = np.asarray(x0)
+  if x0.ndim != 3 or x0.shape[0] != len(fns):
+    raise ValueError(
+        f"x0 must have shape (len(fns), n_seeds, dim) = ({len(fns)}, ...), got "
+        f"{x0.shape}."
+    )
+  n_p, n_s, dim = x0.shape
+  program = _program(fns, factories)
+  grid = {"learning_rate": np.asarray(learning_rates, np.float32)}
+  if program.stacked:
+    grid = {"index": np.arange(len(factories), dtype=np.float32), **grid}
+    start = {
+        "x": jnp.asarray(x0.reshape(n_p * n_s, dim)),
+        "k": jnp.repeat(jnp.arange(n_p, dtype=jnp.float32), n_s),
+    }
+  else:
+    start = jnp.asarray(x0[0])
+  result = sweep(program.f, program.make_optimizer, grid, start, steps=steps)
+  n_o, n_l = len(factories), len(learning_rates)
+  values = np.asarray(result.values).reshape(n_o, n_l, n_p, n_s, steps)
+  diverged = np.asarray(result.diverged).reshape(n_o, n_l, n_p, n_s)
+  return Batch(values, diverged, result.compile_seconds, result.run_seconds)
+
+
+def best_paths(
+    fns: Sequence[Callable[[jax.Array], jax.Array]],
+    factories: Sequence[Callable[..., optax.GradientTransformation]],
+    learning_rates: np.ndarray,
+    x0: np.ndarray,
+    *,
+    steps: int,
+) -> np.ndarray:
+  """The iterates x_0..x_steps of one run per (optimizer, problem), one program.
+
+  Args:
+    fns: P objectives of the same dimension.
+    factories: O optimizer factories.
+    learning_rates: eta per cell ``~ (O, P)``.
+    x0: one initial point per problem ``~ (P, dim)``.
+    steps: steps per run.
+
+  Returns:
+    ``paths ~ (O, P, steps + 1, dim)``, NaN after a rejected (diverged) step.
+  """
+  x0 = np.asarray(x0, np.float32)
+  n_o, n_p = len(factories), len(fns)
+  program = _program(fns, factories)
+  traced = ("learning_rate", "index") if program.stacked else ("learning_rate",)
+  factory = inject_traced(program.make_optimizer, traced)
+
+  def one(lr, index, k):
+    if program.stacked:
+      opt = factory(learning_rate=lr, index=index)
+      start = {"x": jnp.asarray(x0)[k], "k": k.astype(jnp.float32)}
+    else:
+      opt = factory(learning_rate=lr)
+      start = jnp.asarray(x0[0])
+    trace = minimize(program.f, opt, start, steps=steps, keep_path=True)
+    if program.stacked:
+      return jnp.concatenate([start["x"][None], trace.path["x"]])
+    return jnp.concatenate([start[None], trace.path])
+
+  index = jnp.repeat(jnp.arange(n_o, dtype=jnp.float32), n_p)
+  k = jnp.tile(jnp.arange(n_p), n_o)
+  lrs = jnp.asarray(np.asarray(learning_rates, np.float32).reshape(-1))
+  paths = jax.jit(jax.vmap(one))(lrs, index, k)
+  return np.asarray(paths).reshape(n_o, n_p, steps + 1, -1)

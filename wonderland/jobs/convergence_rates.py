@@ -24,9 +24,10 @@ max_steps); ``validate`` checks up front that every fit window holds at least
 whose squares underflow below (1.2e-38)^(1/2) ~ 1.1e-19.
 
 Keys. The rotation of A and x_0 for one kappa come from
-fold_in(key(seed), int(kappa)) for kappa < 2^32 (as in earlier versions, so
-the README's numbers stay valid) and from fold_in(key(seed), crc32(repr(kappa)))
-above, where int(kappa) does not fit fold_in's uint32.
+fold_in(key(seed), int(kappa)) for kappa < 2^32 (the derivation of earlier
+versions, so their results reproduce) and from
+fold_in(key(seed), crc32(repr(kappa))) above, where int(kappa) does not fit
+fold_in's uint32.
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ import numpy as np
 import optax
 from absl import logging
 
-from wonderland import experiment
+import wonderland as wl
+from wonderland import cli
 from wonderland import files
 from wonderland import optim
 from wonderland import problems
 from wonderland import report
-from wonderland import _run as run_lib
 
 __all__ = ["METHODS", "Method", "method", "fit_rate", "num_steps",
            "kappa_key", "validate", "run"]
@@ -167,53 +168,40 @@ def kappa_key(key: jax.Array, kappa: float) -> jax.Array:
   return jax.random.fold_in(key, zlib.crc32(repr(float(kappa)).encode()))
 
 
-def _floats(key: str, value: str) -> list[float]:
-  try:
-    out = [float(v) for v in str(value).split(",") if v.strip()]
-  except ValueError:
-    out = []
-  if not out or any(not 1 < v <= KAPPA_MAX for v in out):
-    raise experiment.ConfigError(
-        f"config.{key} must be comma-separated numbers in (1, {KAPPA_MAX:g}], "
-        f"got {value!r}."
-    )
-  experiment.require_distinct(key, out, value)
-  return out
-
-
 def validate(config: ml_collections.ConfigDict):
   """Checks the config; returns (kappas, methods).
 
   Raises:
-    experiment.ConfigError: one sentence naming the key, value and choices.
+    cli.ConfigError: one sentence naming the key, value and choices.
   """
-  kappas = _floats("kappas", config.kappas)
-  methods = experiment.split_names("methods", config.methods, list(METHODS))
-  experiment.require_positive("dim", config.dim, integer=True)
+  kappas = cli.split_numbers("kappas", config.kappas, 1, KAPPA_MAX,
+                             closed=(False, True))
+  methods = cli.split_names("methods", config.methods, list(METHODS))
+  cli.require_positive("dim", config.dim, integer=True)
   if config.dim < 2:
-    raise experiment.ConfigError(
+    raise cli.ConfigError(
         f"config.dim must be at least 2 (mu < L needs two eigenvalues), got "
         f"{config.dim!r}."
     )
-  experiment.require_positive("max_steps", config.max_steps, integer=True)
-  experiment.require_positive("tolerance", config.tolerance)
+  cli.require_positive("max_steps", config.max_steps, integer=True)
+  cli.require_positive("tolerance", config.tolerance)
   if not DECREASE_MIN <= config.decrease < 1:
-    raise experiment.ConfigError(
+    raise cli.ConfigError(
         f"config.decrease must be in [{DECREASE_MIN:g}, 1) (the errors are "
         f"float32, whose squares underflow below ~1e-19), got "
         f"{config.decrease!r}."
     )
   if not 0 <= config.fit_from < 1:
-    raise experiment.ConfigError(
+    raise cli.ConfigError(
         f"config.fit_from must be in [0, 1), got {config.fit_from!r}."
     )
-  experiment.require_seed("seed", config.seed)
+  cli.require_seed("seed", config.seed)
   for kappa in kappas:
     for name in methods:
       steps = num_steps(method(name, kappa, 1.0).theory, config.decrease,
                         config.max_steps)
       if _fit_size(steps, config.fit_from) < 3:
-        raise experiment.ConfigError(
+        raise cli.ConfigError(
             f"config.max_steps, config.fit_from and config.decrease leave "
             f"{_fit_size(steps, config.fit_from)} of {name}'s {steps} steps "
             f"at kappa={kappa:g} in the fit window t >= fit_from * steps, "
@@ -230,7 +218,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
     The rows of rates.csv, each with ``relative_error`` and ``steps`` added.
   """
   kappas, methods = validate(config)
-  out = experiment.prepare_workdir(workdir)
+  out = cli.prepare_workdir(workdir)
   key = jax.random.key(config.seed)
   rows, panels, dashed = [], {}, {}
   for name in methods:
@@ -245,13 +233,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
     for name in methods:
       m = method(name, lipschitz, mu)
       steps = num_steps(m.theory, config.decrease, config.max_steps)
-      trace = run_lib.minimize(problem.fn, m.optimizer, x0, steps=steps,
-                               keep_path=True)
+      trace = wl.minimize(problem.fn, m.optimizer, x0, steps=steps,
+                          keep_path=True)
       errors = np.linalg.norm(np.asarray(trace.path) - x_star, axis=1)
       try:
         measured = fit_rate(errors, fit_from=config.fit_from)
       except ValueError as e:
-        raise experiment.ConfigError(
+        raise cli.ConfigError(
             f"config.max_steps, config.fit_from and config.decrease leave no "
             f"rate to fit for {name} at kappa={kappa:g} "
             f"({str(e).rstrip('.')})."

@@ -28,7 +28,7 @@ import numpy as np
 from absl import logging
 
 from wonderland import derivatives
-from wonderland import experiment
+from wonderland import cli
 from wonderland import files
 from wonderland import report
 
@@ -78,31 +78,19 @@ def time_modes(
 _MAX_SIZE = 2**16
 
 
-def _sizes(key: str, value: str) -> list[int]:
-  try:
-    sizes = [int(v) for v in str(value).split(",") if v.strip()]
-  except ValueError:
-    sizes = []
-  if not sizes or any(not 1 <= s <= _MAX_SIZE for s in sizes):
-    raise experiment.ConfigError(
-        f"config.{key} must be comma-separated integers in [1, {_MAX_SIZE}], "
-        f"got {value!r}."
-    )
-  experiment.require_distinct(key, sizes, value)
-  return sizes
-
-
 def validate(config: ml_collections.ConfigDict) -> tuple[list[int], list[int]]:
   """Checks the config; returns (input sizes, output sizes).
 
   Raises:
-    experiment.ConfigError: one sentence naming the key, value and choices.
+    cli.ConfigError: one sentence naming the key, value and choices.
   """
-  ds = _sizes("input_sizes", config.input_sizes)
-  cs = _sizes("output_sizes", config.output_sizes)
-  experiment.require_positive("hidden", config.hidden, integer=True)
-  experiment.require_positive("repeats", config.repeats, integer=True)
-  experiment.require_seed("seed", config.seed)
+  ds = cli.split_numbers("input_sizes", config.input_sizes, 1, _MAX_SIZE,
+                         integer=True)
+  cs = cli.split_numbers("output_sizes", config.output_sizes, 1, _MAX_SIZE,
+                         integer=True)
+  cli.require_positive("hidden", config.hidden, integer=True)
+  cli.require_positive("repeats", config.repeats, integer=True)
+  cli.require_seed("seed", config.seed)
   return ds, cs
 
 
@@ -131,7 +119,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
     The summary rows, one per (jit, d, c).
   """
   ds, cs = validate(config)
-  out = experiment.prepare_workdir(workdir)
+  out = cli.prepare_workdir(workdir)
   key = jax.random.key(config.seed)
   raw, rows = [], []
   for jit in (True, False):

@@ -25,13 +25,13 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from wonderland import experiment
+import wonderland as wl
+from wonderland import cli
 from wonderland import files
 from wonderland import landscape
 from wonderland import optim
 from wonderland import problems as problems_lib
 from wonderland import report
-from wonderland import _run as run_lib
 
 __all__ = ["MAX_DIM", "validate", "analyze", "run"]
 
@@ -46,50 +46,40 @@ def validate(config: ml_collections.ConfigDict):
   """Checks the config; returns (problems by name, the x_sin_2x lambdas).
 
   Raises:
-    experiment.ConfigError: one sentence naming the key, value and choices.
+    cli.ConfigError: one sentence naming the key, value and choices.
   """
-  names = experiment.split_names(
+  names = cli.split_names(
       "problems", config.problems, problems_lib.names()
   )
   for key in ("n_starts", "n_steps", "convexity_pairs", "sin_cos_starts",
               "sin_cos_steps", "x_sin_2x_steps"):
-    experiment.require_positive(key, config[key], integer=True)
+    cli.require_positive(key, config[key], integer=True)
   for key in ("sin_cos_lr", "x_sin_2x_lr"):
-    experiment.require_positive(key, config[key], float32=True)
-  experiment.require_finite("x_sin_2x_x0", config.x_sin_2x_x0)
+    cli.require_positive(key, config[key], float32=True)
+  cli.require_finite("x_sin_2x_x0", config.x_sin_2x_x0)
   lo, hi = (float(b[0]) for b in problems_lib.get("x_sin_2x").bounds)
   if not lo <= config.x_sin_2x_x0 <= hi:
-    raise experiment.ConfigError(
+    raise cli.ConfigError(
         f"config.x_sin_2x_x0 must be in x_sin_2x's box [{lo:g}, {hi:g}] (the "
         f"figure draws f there), got {config.x_sin_2x_x0!r}."
     )
-  experiment.require_seed("seed", config.seed)
+  cli.require_seed("seed", config.seed)
   if not 0 <= config.sin_cos_decay < 1:
-    raise experiment.ConfigError(
+    raise cli.ConfigError(
         f"config.sin_cos_decay must be in [0, 1), got {config.sin_cos_decay!r}."
     )
-  try:
-    decays = [float(v) for v in str(config.x_sin_2x_decays).split(",")
-              if v.strip()]
-  except ValueError:
-    decays = [-1.0]
-  if not decays or any(not 0 <= v < 1 for v in decays):
-    raise experiment.ConfigError(
-        f"config.x_sin_2x_decays must be comma-separated numbers in [0, 1), "
-        f"got {config.x_sin_2x_decays!r}."
-    )
-  experiment.require_distinct("x_sin_2x_decays", decays,
-                              config.x_sin_2x_decays)
+  decays = cli.split_numbers("x_sin_2x_decays", config.x_sin_2x_decays, 0, 1,
+                             closed=(True, False))
   built = {}
   for name in names:
     try:
       problem = problems_lib.get(name)
     except ImportError as e:
-      raise experiment.ConfigError(
+      raise cli.ConfigError(
           f"config.problems has {name!r}, which needs scikit-learn: {e}."
       ) from None
     if problem.dim > MAX_DIM:
-      raise experiment.ConfigError(
+      raise cli.ConfigError(
           f"config.problems has {name!r} of dimension {problem.dim}; the "
           f"search forms d x d Hessians, so it takes dimension <= {MAX_DIM}."
       )
@@ -158,8 +148,8 @@ def _sin_cos_figure(config, key, points, path):
   paths, grad_norms, ends = {}, {}, []
   for i, x0 in enumerate(starts):
     for name, opt in methods.items():
-      trace = run_lib.minimize(problem.fn, opt, x0,
-                               steps=config.sin_cos_steps, keep_path=True)
+      trace = wl.minimize(problem.fn, opt, x0, steps=config.sin_cos_steps,
+                          keep_path=True)
       label = f"{name}, start {i + 1}"
       paths[label] = np.concatenate([np.asarray(x0)[None],
                                      np.asarray(trace.path)])
@@ -169,7 +159,7 @@ def _sin_cos_figure(config, key, points, path):
                    "grad_norm": float(trace.grad_norms[-1]),
                    "kind": landscape.classify_stationary_point(
                        problem.fn, trace.params)})
-  plots.landscape(
+  plots.contour_stationary_points(
       path, _grid(problem), points, paths, grad_norms,
       title=(f"sin(x1)cos(x2) + sin(x1/2)cos(x2/2): eta={config.sin_cos_lr:g}, "
              f"{config.sin_cos_steps} steps"),
@@ -188,8 +178,8 @@ def _x_sin_2x_figure(config, decays, path):
         config.x_sin_2x_lr, decay=lam)
   paths, values, ends = {}, {}, []
   for name, opt in methods.items():
-    trace = run_lib.minimize(problem.fn, opt, x0, steps=config.x_sin_2x_steps,
-                             keep_path=True)
+    trace = wl.minimize(problem.fn, opt, x0, steps=config.x_sin_2x_steps,
+                        keep_path=True)
     p = np.concatenate([np.asarray(x0), np.asarray(trace.path)[:, 0]])
     paths[name] = p
     values[name] = np.asarray(jax.vmap(problem.fn)(jnp.asarray(p)[:, None]))
@@ -215,7 +205,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
     The rows of landscape.csv.
   """
   built, decays = validate(config)
-  out = experiment.prepare_workdir(workdir)
+  out = cli.prepare_workdir(workdir)
   key = jax.random.key(config.seed)
   rows, point_rows, all_points = [], [], {}
   for name, problem in built.items():

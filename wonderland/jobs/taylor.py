@@ -12,7 +12,7 @@ import numpy as np
 from absl import logging
 
 from wonderland import derivatives
-from wonderland import experiment
+from wonderland import cli
 from wonderland import files
 
 # |x0| + dx at most this: f(x) = x^2 - 1.5 x stays finite in float32.
@@ -46,32 +46,32 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """Checks the config.
 
   Raises:
-    experiment.ConfigError: one sentence naming the key, value and choices.
+    cli.ConfigError: one sentence naming the key, value and choices.
   """
-  experiment.require_finite("x0", config.x0)
-  experiment.require_positive("dx", config.dx)
+  cli.require_finite("x0", config.x0)
+  cli.require_positive("dx", config.dx)
   if abs(config.x0) + config.dx > X_MAX:
-    raise experiment.ConfigError(
+    raise cli.ConfigError(
         f"config.x0 and config.dx must keep |x0| + dx at most {X_MAX:g} "
         f"(f(x) = x^2 - 1.5 x overflows float32 beyond), got "
         f"x0={config.x0!r} and dx={config.dx!r}."
     )
-  experiment.require_positive("h_max", config.h_max)
+  cli.require_positive("h_max", config.h_max)
   if config.h_max > H_MAX:
-    raise experiment.ConfigError(
+    raise cli.ConfigError(
         f"config.h_max must be at most {H_MAX:g} (Taylor's order 2 is a "
         f"limit h -> 0, and f overflows float32 near h = 100), got "
         f"{config.h_max!r}."
     )
-  experiment.require_positive("num_h", config.num_h, integer=True)
+  cli.require_positive("num_h", config.num_h, integer=True)
   if config.num_h < 2:
-    raise experiment.ConfigError(
+    raise cli.ConfigError(
         f"config.num_h must be at least 2 to fit an order, got {config.num_h}."
     )
   smallest = (math.ldexp(config.h_max, -(int(config.num_h) - 1))
               if config.num_h < 1000 else 0.0)
   if smallest < H_MIN:
-    raise experiment.ConfigError(
+    raise cli.ConfigError(
         f"config.num_h and config.h_max must keep the smallest step "
         f"h_max / 2^(num_h - 1) at least {H_MIN:g} (below, float32 rounding "
         f"of f swamps the error ~h^2), got num_h={config.num_h!r} and "
@@ -82,7 +82,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Prints the notes' numbers and the error table; writes ``taylor.csv``."""
   validate(config)
-  out = experiment.prepare_workdir(workdir)
+  out = cli.prepare_workdir(workdir)
 
   value, approx = notes_example(config.x0, config.dx)
   print(f"f({config.x0 + config.dx:g}) = {value:.4f}")

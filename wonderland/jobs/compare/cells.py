@@ -1,22 +1,25 @@
-"""Cells of the compare job on disk: one optimizer on one problem, as ``.npz``.
+"""The compare job's cell store: one optimizer on one problem, as ``.npz``.
 
 A cell holds every run of its learning-rate grid and a fingerprint of what
-determined it, so that a rerun with the same workdir can read it back
-(``wonderland.jobs.compare_optimizers``).
+determined it (``fingerprint``), so that a rerun with the same workdir reads
+it back instead of computing it again. A cell is written atomically (a
+temporary file, then a rename); a missing, truncated or corrupt file, or one
+of another fingerprint, reads as None: the cell is computed again.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from wonderland import files
 
-__all__ = ["Cell", "cell_path", "save_cell", "load_cell"]
+__all__ = ["Cell", "fingerprint", "cell_path", "save_cell", "load_cell"]
 
 
 class Cell(NamedTuple):
@@ -48,7 +51,24 @@ class Cell(NamedTuple):
   fingerprint: str
 
 
+def fingerprint(optimizer: str, problem: str, *,
+                problem_kwargs: Mapping[str, Any],
+                learning_rates: Sequence[float], num_seeds: int, seed: int,
+                steps: int) -> str:
+  """What a cell's numbers depend on, as a JSON string (9 digits per eta)."""
+  return json.dumps({
+      "optimizer": optimizer,
+      "problem": problem,
+      "problem_kwargs": dict(problem_kwargs),
+      "learning_rates": [float(f"{lr:.9g}") for lr in learning_rates],
+      "num_seeds": int(num_seeds),
+      "seed": int(seed),
+      "steps": int(steps),
+  }, sort_keys=True)
+
+
 def cell_path(workdir: Path, optimizer: str, problem: str) -> Path:
+  """``workdir/cells/<optimizer>__<problem>.npz``."""
   return Path(workdir) / "cells" / f"{optimizer}__{problem}.npz"
 
 

@@ -1,20 +1,21 @@
-"""What every experiment script shares: config errors, the workdir, atomic files.
+"""The command line of the experiment scripts: flags, platform, config errors.
 
-The scripts in ``experiments/`` stay thin (flags, platform, one call into the
-library). A bad config value raises ``ConfigError`` with one sentence naming
-the key, the value given and what is allowed; ``main`` wraps an absl ``main``
-so that the sentence is the whole output and the exit status is non-zero.
+The scripts in ``experiments/`` stay thin: ``define_flags`` (``--config``,
+``--workdir``, ``--platform``), ``set_platform``, one call into a job under
+``wonderland.jobs``, all wrapped by ``run_app``. A bad flag or config value
+raises ``ConfigError`` with one sentence naming the key, the value given and
+what is allowed; ``run_app`` makes that sentence the whole output
+(``error: <sentence>`` on stderr) with exit status 2, and no traceback.
 
-A job checks its whole config before it creates or writes anything, and saves
-``config.json`` last, once the outputs it describes are written: a run that
-fails leaves the previous run's files, ``config.json`` included, as they were.
+A job checks its whole config (with the ``require_*`` and ``split_*`` checks
+here) and its ``--workdir`` (``prepare_workdir``) before it writes anything.
+Writing files is not a command-line concern: see ``wonderland.files``.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.util
-import json
 import logging
 import math
 import numbers
@@ -24,28 +25,24 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import ml_collections
 import numpy as np
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from wonderland.files import atomic_write
-from wonderland.files import save_config
-
 __all__ = [
     "ConfigError",
     "define_flags",
     "run_app",
-    "prepare_workdir",
-    "atomic_write",
-    "save_config",
-    "split_names",
     "set_platform",
+    "prepare_workdir",
     "require_positive",
     "require_finite",
     "require_seed",
     "require_distinct",
+    "split_names",
+    "split_numbers",
+    "parse",
 ]
 
 PLATFORMS = ("cpu", "gpu", "tpu")
@@ -55,7 +52,6 @@ SEED_LIMIT = 2**32
 # is 0 (a flushed subnormal) or inf once cast to float32.
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-
 
 
 class ConfigError(ValueError):
@@ -126,39 +122,79 @@ def _override_error(e: Exception, argv: Sequence[str],
   return f"bad --config override ({type(e).__name__}: {message})."
 
 
-def _default_config() -> str | None:
+def _default_config(flag_values: flags.FlagValues) -> str | None:
   """The script's default --config path, as ``define_flags`` gave it.
 
   absl keeps every flag's default for its help text as ``default_as_str``,
   the repr of the string given.
   """
-  if "config" not in flags.FLAGS:
+  if "config" not in flag_values:
     return None
   try:
-    return ast.literal_eval(flags.FLAGS["config"].default_as_str)
+    return ast.literal_eval(flag_values["config"].default_as_str)
   except (ValueError, SyntaxError):
     return None
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
+def _parse_flags(argv: Sequence[str],
+                 flag_values: flags.FlagValues) -> list[str]:
+  """Parses argv into flag_values; returns argv[:1] (no positional argument).
+
+  Raises:
+    ConfigError: for a flag that does not parse, a config file that cannot be
+      loaded, a bad or unknown ``--config.key`` override, or a positional
+      argument.
+  """
+  argv = list(argv)
   # ml_collections raises plain AttributeError/KeyError/TypeError for a bad
   # ``--config.key=value``; absl would print a traceback for those.
   try:
-    rest = flags.FLAGS(argv)
-    if "config" in flags.FLAGS:  # a missing file only fails when first read
-      getattr(flags.FLAGS["config"].value, "to_dict")
-    return rest
+    rest = flag_values(argv)
+    if "config" in flag_values:  # a missing file only fails when first read
+      getattr(flag_values["config"].value, "to_dict")
   except OSError as e:
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    _fail(f"--config could not be loaded: {lines[-1]}")
+    raise ConfigError(f"--config could not be loaded: {lines[-1]}") from None
   except flags.Error as e:
     # ml_collections puts the config file's traceback inside the message.
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    message = lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
-    _fail(message)
+    raise ConfigError(
+        lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
+    ) from None
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     # With --config given, ml_collections applies the overrides here.
-    _fail(_override_error(e, argv[1:], _default_config()))
+    raise ConfigError(
+        _override_error(e, argv[1:], _default_config(flag_values))
+    ) from None
+  if len(rest) > 1:
+    raise ConfigError(
+        f"unexpected positional arguments {rest[1:]}; pass flags only."
+    )
+  return rest
+
+
+def _define(name: str, config_dir: str | os.PathLike,
+            flag_values: flags.FlagValues, argv: Sequence[str] | None):
+  default = str(Path(config_dir) / f"{name}.py")
+  try:
+    config = config_flags.DEFINE_config_file(
+        "config", default, f"The {name} config file.",
+        flag_values=flag_values, lock_config=True,
+        sys_argv=None if argv is None else list(argv),
+    )
+  except (AttributeError, KeyError) as e:
+    # Without --config, ml_collections applies the overrides right here.
+    given = sys.argv if argv is None else argv
+    raise ConfigError(_override_error(e, given[1:], default)) from None
+  workdir = flags.DEFINE_string(
+      "workdir", f"runs/{name}", "Directory for everything the run writes.",
+      flag_values=flag_values,
+  )
+  platform = flags.DEFINE_enum(
+      "platform", None, PLATFORMS, "JAX backend; default: JAX's choice.",
+      flag_values=flag_values,
+  )
+  return config, workdir, platform
 
 
 def define_flags(name: str, config_dir: str | os.PathLike):
@@ -173,21 +209,33 @@ def define_flags(name: str, config_dir: str | os.PathLike):
   Returns:
     The three flag holders ``(config, workdir, platform)``.
   """
-  default = str(Path(config_dir) / f"{name}.py")
+  return _or_fail(_define, name, config_dir, flags.FLAGS, None)
+
+
+def parse(name: str, config_dir: str | os.PathLike, argv: Sequence[str]):
+  """What ``define_flags`` and ``run_app`` make of argv, without absl's app.
+
+  The flags of experiment ``name`` are defined on a fresh ``FlagValues`` (the
+  global ``absl.flags.FLAGS`` is not touched) and parsed from argv.
+
+  Returns:
+    ``(config, workdir, platform)``: the resolved config and the two flags.
+
+  Raises:
+    ConfigError: with the sentence the script would print.
+  """
+  flag_values = flags.FlagValues()
+  holders = _define(name, config_dir, flag_values, argv)
+  _parse_flags(argv, flag_values)
+  return tuple(holder.value for holder in holders)
+
+
+def _or_fail(fn: Callable[..., Any], *args: Any) -> Any:
+  """fn(*args), with a ``ConfigError`` as the whole output and exit status 2."""
   try:
-    config = config_flags.DEFINE_config_file(
-        "config", default, f"The {name} config file.", lock_config=True
-    )
-  except (AttributeError, KeyError) as e:
-    # Without --config, ml_collections applies the overrides right here.
-    _fail(_override_error(e, sys.argv[1:], default))
-  workdir = flags.DEFINE_string(
-      "workdir", f"runs/{name}", "Directory for everything the run writes."
-  )
-  platform = flags.DEFINE_enum(
-      "platform", None, PLATFORMS, "JAX backend; default: JAX's choice."
-  )
-  return config, workdir, platform
+    return fn(*args)
+  except ConfigError as e:
+    _fail(str(e))
 
 
 def run_app(main_fn: Callable[[Sequence[str]], Any]) -> None:
@@ -198,16 +246,12 @@ def run_app(main_fn: Callable[[Sequence[str]], Any]) -> None:
   """
 
   def main(argv):
-    if len(argv) > 1:
-      _fail(f"unexpected positional arguments {argv[1:]}; pass flags only.")
     # JAX logs at INFO each backend it cannot find (TPU on a CPU machine).
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-    try:
-      return main_fn(argv)
-    except ConfigError as e:
-      _fail(str(e))
+    return _or_fail(main_fn, argv)
 
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=lambda argv: _or_fail(_parse_flags, argv,
+                                                    flags.FLAGS))
 
 
 def _is_number(value: Any) -> bool:
@@ -302,6 +346,41 @@ def split_names(key: str, value: str | Iterable[str], valid: Sequence[str]):
     )
   require_distinct(key, names, value)
   return names
+
+
+def split_numbers(key: str, value: Any, low: float, high: float, *,
+                  closed: tuple[bool, bool] = (True, True),
+                  integer: bool = False) -> list:
+  """Parses a comma-separated list of distinct numbers, each in [low, high].
+
+  Args:
+    key: the config key, for the message.
+    value: the string (or a single number) to parse.
+    low, high: the interval's ends.
+    closed: whether each end belongs to it (``(False, True)``: (low, high]).
+    integer: parse integers (``int``) instead of floats.
+
+  Raises:
+    ConfigError: for an empty list, an entry that does not parse or lies
+      outside the interval, or an entry given twice.
+  """
+  parse = int if integer else float
+  try:
+    items = [parse(v) for v in str(value).split(",") if v.strip()]
+  except ValueError:
+    items = []
+  def inside(v):
+    return ((low <= v if closed[0] else low < v)
+            and (v <= high if closed[1] else v < high))
+  if not items or not all(inside(v) for v in items):
+    interval = (f"{'[' if closed[0] else '('}{low:g}, {high:g}"
+                f"{']' if closed[1] else ')'}")
+    raise ConfigError(
+        f"config.{key} must be comma-separated "
+        f"{'integers' if integer else 'numbers'} in {interval}, got {value!r}."
+    )
+  require_distinct(key, items, value)
+  return items
 
 
 def set_platform(platform: str | None) -> None:

@@ -1,7 +1,11 @@
 """The compare job's tables, figures and ``report.md``, built from its cells.
 
-``plan`` is the job's validated plan: ``optimizers`` (names), ``problems``
-(name -> ``Problem``) and ``learning_rates`` (the eta grid).
+Every function takes plain values: the cells, the names, the problems, the
+eta grid and the target gap, or the job's frozen ``Plan``; none reads the
+``ConfigDict``. The numbers follow ``wonderland.report``'s protocol: the best
+eta of a cell has the lowest median final value over seeds (a diverged run
+counts as +inf), and a run reaches the target at its first
+f(x_t) - f* <= target_gap.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ import numpy as np
 from wonderland import problems as problems_lib
 from wonderland import report
 from wonderland.batching import stack_problems
-from wonderland.jobs.cells import Cell
+from wonderland.jobs.compare.cells import Cell
+from wonderland.jobs.compare.config import Plan
 
 __all__ = [
     "SUMMARY_COLUMNS", "RANKING_COLUMNS", "summaries", "figures", "report_md",
+    "stdout_text",
 ]
 
 SUMMARY_COLUMNS = (
@@ -29,6 +35,13 @@ SUMMARY_COLUMNS = (
     "compile_seconds", "diverged_fraction",
 )
 RANKING_COLUMNS = ("optimizer", "solved", "wins", "mean_rank", "problems")
+# The columns printed, by their short names.
+_STDOUT_COLUMNS = {
+    "problem": "problem", "optimizer": "optimizer",
+    "best_learning_rate": "eta*", "median_final_gap": "gap",
+    "median_steps_to_target": "steps", "time_to_target": "time_s",
+    "compile_seconds": "compile_s", "diverged_fraction": "diverged",
+}
 
 
 def fmin(problem: problems_lib.Problem, cells: Sequence[Cell]) -> float:
@@ -46,8 +59,11 @@ def json_number(x) -> float | None:
   return x if math.isfinite(x) else None
 
 
-def summaries(config, plan, cells: Mapping[tuple[str, str], Cell]):
-  """The job's tables, from its cells.
+def summaries(cells: Mapping[tuple[str, str], Cell], *,
+              optimizers: Sequence[str],
+              problems: Mapping[str, problems_lib.Problem],
+              target_gap: float):
+  """The job's tables, from its cells (one per optimizer and problem).
 
   Returns:
     ``(rows, runs, fmins)``: one ``report.summarize`` row per optimizer and
@@ -56,20 +72,20 @@ def summaries(config, plan, cells: Mapping[tuple[str, str], Cell]):
     f* is unknown).
   """
   rows, runs, fmins = [], [], {}
-  for p, problem in plan.problems.items():
-    fmins[p] = fmin(problem, [cells[(o, p)] for o in plan.optimizers])
-  for p in plan.problems:
-    for o in plan.optimizers:
+  for p, problem in problems.items():
+    fmins[p] = fmin(problem, [cells[(o, p)] for o in optimizers])
+  for p in problems:
+    for o in optimizers:
       c = cells[(o, p)]
       per_run = c.run_seconds / c.program_runs
       row = report.summarize(
           c.values, c.diverged, c.learning_rates, fmin=fmins[p],
-          target_gap=config.target_gap, compile_seconds=c.compile_seconds,
+          target_gap=target_gap, compile_seconds=c.compile_seconds,
           run_seconds=per_run * c.values[..., 0].size,
       )
       rows.append({"problem": p, "optimizer": o, **row})
       final = report.final_values(c.values, c.diverged)
-      to_target = report.steps_to_target(c.values, fmins[p] + config.target_gap)
+      to_target = report.steps_to_target(c.values, fmins[p] + target_gap)
       for i, lr in enumerate(c.learning_rates):
         for s in range(final.shape[1]):
           runs.append({
@@ -107,8 +123,17 @@ def grids(problems: Sequence[problems_lib.Problem]):
   return [(xs, ys, z.reshape(n, n)) for (_, xs, ys), z in zip(pts, zs)]
 
 
-def figures(config, plan, cells, rows, fmins, out: Path) -> dict[str, Any]:
+def figures(out: Path, cells: Mapping[tuple[str, str], Cell], rows, fmins, *,
+            optimizers: Sequence[str],
+            problems: Mapping[str, problems_lib.Problem],
+            learning_rates: np.ndarray) -> dict[str, Any]:
   """Writes the loss curves, contours, eta sensitivity and performance profile.
+
+  Args:
+    out: the workdir; the figures go to ``out/figures``.
+    cells, rows, fmins: the cells and what ``summaries`` made of them.
+    optimizers, problems, learning_rates: the names, the problems (2-D ones
+      get a contour plot) and the eta grid.
 
   Returns:
     The written paths: ``{"loss": {problem: path}, "contour": {problem:
@@ -118,18 +143,18 @@ def figures(config, plan, cells, rows, fmins, out: Path) -> dict[str, Any]:
 
   figdir = out / "figures"
   figdir.mkdir(exist_ok=True)
-  palette = plots.colors(plan.optimizers)
+  palette = plots.colors(optimizers)
   figs: dict[str, Any] = {"loss": {}, "contour": {}}
   best = {(r["optimizer"], r["problem"]): r["best"] for r in rows}
-  for p, problem in plan.problems.items():
-    curves = {o: cells[(o, p)].values[best[(o, p)]] for o in plan.optimizers}
+  for p, problem in problems.items():
+    curves = {o: cells[(o, p)].values[best[(o, p)]] for o in optimizers}
     path = figdir / f"loss_{p}.png"
     plots.loss_curves(path, curves, fmin=fmins[p], title=p, palette=palette)
     figs["loss"][p] = path
-  two_d = [p for p, prob in plan.problems.items() if prob.dim == 2]
-  for p, grid in zip(two_d, grids([plan.problems[p] for p in two_d])):
-    problem = plan.problems[p]
-    paths = {o: cells[(o, p)].path for o in plan.optimizers}
+  two_d = [p for p, prob in problems.items() if prob.dim == 2]
+  for p, grid in zip(two_d, grids([problems[p] for p in two_d])):
+    problem = problems[p]
+    paths = {o: cells[(o, p)].path for o in optimizers}
     path = figdir / f"contour_{p}.png"
     plots.contour_paths(
         path, grid, paths, minimizers=np.asarray(problem.minimizers),
@@ -137,30 +162,31 @@ def figures(config, plan, cells, rows, fmins, out: Path) -> dict[str, Any]:
     )
     figs["contour"][p] = path
   gaps = {}
-  for o in plan.optimizers:
+  for o in optimizers:
     gaps[o] = {}
-    for p in plan.problems:
+    for p in problems:
       final = report.final_values(cells[(o, p)].values, cells[(o, p)].diverged)
       gaps[o][p] = np.median(final, axis=1) - fmins[p]
   figs["lr"] = plots.value_vs_learning_rate(
-      figdir / "learning_rates.png", plan.learning_rates, gaps
+      figdir / "learning_rates.png", learning_rates, gaps
   )
   costs = np.array([
       [next(r["median_steps_to_target"] for r in rows
             if r["optimizer"] == o and r["problem"] == p)
-       for p in plan.problems] for o in plan.optimizers
+       for p in problems] for o in optimizers
   ])
   taus = np.geomspace(1.0, 100.0, 200)
   rho = report.performance_profile(costs, taus)
   figs["profile"] = plots.performance_profile(
       figdir / "performance_profile.png", taus,
-      {o: rho[i] for i, o in enumerate(plan.optimizers)},
+      {o: rho[i] for i, o in enumerate(optimizers)},
       cost="median steps to target",
   )
   return figs
 
 
-def report_md(config, plan, rows, figs, out: Path, cells) -> str:
+def report_md(plan: Plan, rows, figs, out: Path,
+              cells: Mapping[tuple[str, str], Cell]) -> str:
   """``report.md``: the protocol, the ranking, the summary and the figures."""
   rel = lambda p: Path(p).relative_to(out).as_posix()
   programs = {(c.compile_seconds, c.run_seconds, c.program_runs)
@@ -170,28 +196,28 @@ def report_md(config, plan, rows, figs, out: Path, cells) -> str:
       "",
       f"{len(plan.optimizers)} optimizers x {len(plan.problems)} problems; "
       f"eta on {len(plan.learning_rates)} log-spaced values in "
-      f"[{config.lr_min:g}, {config.lr_max:g}], {config.num_seeds} initial "
-      f"points (seeds) each, {config.steps} steps. The best eta per optimizer "
+      f"[{plan.lr_min:g}, {plan.lr_max:g}], {plan.num_seeds} initial "
+      f"points (seeds) each, {plan.steps} steps. The best eta per optimizer "
       "and problem has the lowest median final value over seeds (a diverged "
       "run counts as +inf), as in DeepOBS and AlgoPerf.",
       "",
       "- *gap*: f(x_T) - f* at the best eta, median over seeds (f* unknown: "
       "the lowest value any run reached).",
       f"- *steps*: median number of steps until f(x_t) - f* <= "
-      f"{config.target_gap:g} (inf: the median run never got there).",
+      f"{plan.target_gap:g} (inf: the median run never got there).",
       "- *time_to_target*: the program's run time per run times steps / "
       "total steps. Batched runs share one program in which every run "
       "evaluates every switched branch, so this is the amortized cost, equal "
       "per step for all cells of a batch (`--config.batching=cell` measures "
       "each cell alone).",
       f"- *compile_seconds*: of the program that computed the cell "
-      f"({len(programs)} program(s); batching: `{config.batching}`), "
+      f"({len(programs)} program(s); batching: `{plan.batching}`), "
       "shared by its cells.",
       "",
       "## Ranking",
       "",
       f"*solved*: problems on which the median run reaches a gap of "
-      f"{config.target_gap:g}; *wins*: problems on which it needs the fewest "
+      f"{plan.target_gap:g}; *wins*: problems on which it needs the fewest "
       "steps (ties: the smaller gap); *mean_rank*: its mean place over "
       "problems (1 = best). Steps are optimizer steps, not evaluations of f: "
       "armijo_gd's line search evaluates f once per backtrack.",
@@ -221,3 +247,13 @@ def report_md(config, plan, rows, figs, out: Path, cells) -> str:
         lines.append(f"![contour {p}]({rel(figs['contour'][p])})")
       lines.append("")
   return "\n".join(lines) + "\n"
+
+
+def stdout_text(rows, target_gap: float) -> str:
+  """The summary and the ranking as the job prints them."""
+  table = [{_STDOUT_COLUMNS[k]: r[k] for k in _STDOUT_COLUMNS} for r in rows]
+  return (
+      report.format_table(table, list(_STDOUT_COLUMNS.values()))
+      + f"\n\nranking (solved: median run reaches a gap of {target_gap:g}):\n"
+      + report.format_table(report.ranking(rows), RANKING_COLUMNS)
+  )
