@@ -72,9 +72,10 @@ def _cast_like(tree: PyTree, like: PyTree) -> PyTree:
 
 
 class ScaleByLearningRateState(NamedTuple):
-  """Step count t, kept only when eta_t follows a schedule."""
+  """The step count t and the step size eta_t of the last update."""
 
   count: jax.Array  # shape=(), int32
+  learning_rate: jax.Array  # shape=(), eta_t used by the last update
 
 
 def scale_by_learning_rate(
@@ -85,6 +86,9 @@ def scale_by_learning_rate(
   .. math::
     u_t \mapsto -\eta_t \, u_t
 
+  The state records eta_t, so that ``wonderland.minimize`` traces the step
+  size of every optimizer built on this block (``Trace.step_sizes``).
+
   Args:
     learning_rate: the step size eta_t > 0, a number or a schedule (a function
       of the step count t = 0, 1, ...).
@@ -92,8 +96,8 @@ def scale_by_learning_rate(
       descent step.
 
   Returns:
-    An ``optax.GradientTransformation``. Its state is ``optax.EmptyState`` for
-    a constant eta and ``ScaleByLearningRateState`` for a schedule.
+    An ``optax.GradientTransformation`` with a ``ScaleByLearningRateState``
+    (eta_t is NaN before the first update).
 
   Raises:
     ValueError: if a concrete ``learning_rate`` is not > 0.
@@ -105,23 +109,20 @@ def scale_by_learning_rate(
   def scale(updates, eta):
     return jax.tree.map(lambda u: jnp.asarray(sign * eta).astype(u.dtype) * u, updates)
 
-  if not callable(learning_rate):
-
-    def update_const(updates, state, params=None):
-      del params
-      return scale(updates, learning_rate), state
-
-    return optax.GradientTransformation(optax.init_empty_state, update_const)
-
   def init_fn(params):
     del params
-    return ScaleByLearningRateState(count=jnp.zeros([], jnp.int32))
+    return ScaleByLearningRateState(
+        count=jnp.zeros([], jnp.int32),
+        learning_rate=jnp.full([], jnp.nan, jnp.float32),
+    )
 
   def update_fn(updates, state, params=None):
     del params
-    updates = scale(updates, learning_rate(state.count))
+    eta = learning_rate(state.count) if callable(learning_rate) else learning_rate
+    updates = scale(updates, eta)
     return updates, ScaleByLearningRateState(
-        count=optax.safe_increment(state.count)
+        count=optax.safe_increment(state.count),
+        learning_rate=jnp.asarray(eta, jnp.float32),
     )
 
   return optax.GradientTransformation(init_fn, update_fn)
