@@ -433,3 +433,20 @@ def test_two_processes_equal_one(reference, tmp_path):
     got = np.load(out)
     assert int(got["process_count"]) == 2 and int(got["device_count"]) == 2
     _assert_same(got, reference)
+
+
+def test_sizes_beyond_memory_are_refused_before_allocating():
+  f = lambda x: jnp.sum(x**2)
+  with pytest.raises(ValueError, match=r"grid, x0 and steps must keep the "
+                     r"records and states of the runs within .*10,000,000 runs"):
+    sweep(f, optax.adam, {"learning_rate": np.logspace(-4, -1, 10**7)},
+          np.zeros((1, 2), np.float32), steps=100)
+
+
+def test_a_negative_learning_rate_is_refused_even_for_an_optax_factory():
+  # optax.adam(-1e-3) builds (gradient ascent); the sweep refuses it.
+  with pytest.raises(ValueError, match=r"grid\['learning_rate'\] must hold "
+                     r"step sizes eta > 0 .*got -0\.001"):
+    sweep(lambda x: jnp.sum(x**2), optax.adam,
+          {"learning_rate": np.array([-1e-3, 1e-3])},
+          np.zeros((1, 2), np.float32), steps=3)

@@ -322,8 +322,13 @@ def evaluations(evaluate: Any, x: Any, what: str) -> None:
 
 
 def stochastic(x: Any, *, steps: int, tol, data, batch_size, key, evaluate,
-               eval_every) -> tuple[int | None, int | None]:
+               eval_every, trace_evaluate: bool = True
+               ) -> tuple[int | None, int | None]:
   """The stochastic and evaluation arguments of a run; x is one initial point.
+
+  ``trace_evaluate=False`` leaves the check of evaluate's outputs (which
+  traces it) to the caller, e.g. to the traced program, where jax's cache
+  skips it on a second call.
 
   Returns:
     ``(batch_size, eval_every)`` as Python ints (None where unused).
@@ -368,7 +373,10 @@ def stochastic(x: Any, *, steps: int, tol, data, batch_size, key, evaluate,
         f"evaluate needs a run of fixed length: give tol=None, got "
         f"tol={tol!r}."
     )
-  evaluations(evaluate, x, "x0")
+  if trace_evaluate:
+    evaluations(evaluate, x, "x0")
+  else:
+    function(evaluate, "evaluate", hashable=True)
   every = steps if eval_every is None else integer(
       "eval_every", eval_every, maximum=INT32_MAX)
   return batch_size, min(every, steps)

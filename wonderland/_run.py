@@ -173,6 +173,8 @@ def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
   else:
     batch = jax.tree.map(lambda a: a[:batch_size], data)
     _checks.scalar_output(f, (x0, batch), "x0 and a batch")
+  if evaluate is not None:
+    _checks.evaluations(evaluate, x0, "x0")
   optimizer = optax.with_extra_args_support(optimizer)
   evals = None
   if has_tol:
@@ -331,7 +333,7 @@ def minimize(
   _checks.float_tree(x0, "x0")
   batch_size, every = _checks.stochastic(
       x0, steps=steps, tol=tol, data=data, batch_size=batch_size, key=key,
-      evaluate=evaluate, eval_every=eval_every,
+      evaluate=evaluate, eval_every=eval_every, trace_evaluate=False,
   )
   if data is not None:
     data = jax.tree.map(jnp.asarray, data)

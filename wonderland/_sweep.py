@@ -255,6 +255,11 @@ def _check_grid(make_optimizer, grid, fixed):
           f"grid[{name!r}] must be a non-empty 1-D array of floats or signed "
           f"integers, got shape {array.shape} and dtype {array.dtype}."
       )
+    if name == "learning_rate" and not np.all(array > 0):
+      raise ValueError(
+          f"grid['learning_rate'] must hold step sizes eta > 0 (a negative "
+          f"one is gradient ascent), got {array[~(array > 0)][0].item()!r}."
+      )
     values.append(array)
   _build_on_host(make_optimizer, fixed, dict(zip(grid, values)))
   return tuple(grid), values, tuple(sorted(fixed.items()))
@@ -329,6 +334,21 @@ def _check_x0(f, x0, batch=None) -> tuple[int, Any]:
         f"being the i-th initial point; its leaf shapes are {shapes})."
     ) from None
   return shapes[0][0], one_seed
+
+
+def _check_size(n_runs: int, steps: int, n_records: int, one_seed) -> None:
+  """Refuses a sweep whose records and states would not fit in memory.
+
+  Per run: ``n_records`` float32 records per step, and the params with room
+  for the optimizer's state and the gradient (four copies).
+  """
+  point = sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize
+              for s in jax.tree.leaves(one_seed))
+  nbytes = n_runs * (steps * 4.0 * n_records + 4.0 * point)
+  _checks.allocation(
+      "grid, x0 and steps", None, nbytes, "the records and states of the runs",
+      given=f"{n_runs:,} runs x {steps:,} steps of {point:,} bytes of params",
+  )
 
 
 def inject_traced(
@@ -584,6 +604,7 @@ def sweep(
 
   grid_shape = tuple(v.size for v in values)
   n_runs = math.prod(grid_shape) * n_seeds
+  _check_size(n_runs, steps, len(record), one_seed)
   mesh = Mesh(np.array(jax.devices()), (_AXIS,))
   n_dev = mesh.devices.size
   padded = -(-n_runs // n_dev) * n_dev
