@@ -42,3 +42,14 @@ def test_readme_python_snippets_run_and_keep_their_promises():
   assert ns["result"].values.shape == (64, 8, 1000)
   assert set(ns["result"].best()) == {"learning_rate"}
   assert bool(ns["trace"].converged)
+  assert ns["fast"].grad_norms is None
+  # The same runs: the same divergences, and values equal to float32 rounding
+  # over the first steps (the programs fuse differently; chaotic runs drift).
+  np.testing.assert_array_equal(ns["fast"].diverged, ns["result"].diverged)
+  healthy = ~np.asarray(ns["fast"].diverged)
+  np.testing.assert_allclose(np.asarray(ns["fast"].values)[healthy][:, :5],
+                             np.asarray(ns["result"].values)[healthy][:, :5],
+                             rtol=1e-4)
+  assert ns["trained"].evals["val_accuracy"].shape == (3, 3, 3)
+  assert set(ns["trained"].best("val_accuracy", mode="max")) == {"learning_rate"}
+  assert ns["one_run"].values.shape == (50,) and not bool(ns["one_run"].diverged)
