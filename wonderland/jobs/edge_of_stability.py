@@ -126,7 +126,7 @@ class Run(NamedTuple):
 
 
 class Check(NamedTuple):
-  """The three checks of one run; NaN and None where it never reached its edge."""
+  """The checks of one run; None and NaN if it never reaches its edge."""
 
   crossing_step: int | None
   rise: float
@@ -196,7 +196,7 @@ def validate(config: ml_collections.ConfigDict) -> Plan:
 
 
 def edge(optimizer: str, eta: float, decay: float = 0.0) -> float:
-  """The stability edge: 2/eta, (2 + 2 lambda)/eta, or adam's (2 + 2 b1)/((1 - b1) eta).
+  """The edge: 2/eta, (2 + 2 lambda)/eta, or adam's (2 + 2 b1)/((1 - b1) eta).
 
   Args:
     optimizer: ``"gd"``, ``"momentum"`` (decay is lambda) or ``"adam"``
@@ -221,6 +221,9 @@ def objective(n_examples: int, width: int,
               seed: int) -> tuple[Callable[[Any], jax.Array], dict]:
   """The tanh MLP's mean squared error on MNIST-1D, and its initial point.
 
+  The same (n_examples, width, seed) gives the same function object, so that
+  jax's caches serve a second run (or a refused config) without compiling.
+
   Returns:
     ``(f, x0)``: f(params) = 1/(2n) sum_i ||net(a_i) - y_i||^2 over the first
     n training signals, and params ``{"w1", "b1", "w2", "b2", "w3", "b3"}``
@@ -229,6 +232,12 @@ def objective(n_examples: int, width: int,
   Raises:
     ImportError: if the ``mnist1d`` package is not installed.
   """
+  f, x0 = _objective(n_examples, width, seed)
+  return f, dict(x0)
+
+
+@functools.lru_cache(maxsize=4)
+def _objective(n_examples: int, width: int, seed: int):
   from wonderland.problems import mnist1d  # pylint: disable=g-import-not-at-top
 
   arrays = mnist1d.load()
@@ -396,8 +405,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   Returns:
     ``{"initial_sharpness": float, "eval_steps": array, "runs": [Run],
-    "checks": [Check]}``, runs and checks in the order gd (by eta,
-    decreasing edges first as configured), momentum, adam.
+    "checks": [Check]}``, runs and checks in the order: gradient descent
+    (in the order of ``gd_edges``), momentum, adam.
 
   Raises:
     cli.ConfigError: for a bad config, or a gradient descent or momentum edge
@@ -420,7 +429,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
           f"config.{key} puts the edge of {label} at {threshold:.4g}, at or "
           f"below the initial sharpness {initial:.4g}: the run would start "
           f"past its edge and show no progressive sharpening; choose a "
-          f"smaller step size."
+          f"smaller step size (a larger edge)."
       )
   logging.info("initial sharpness %.4g", initial)
 

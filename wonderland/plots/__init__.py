@@ -21,6 +21,7 @@ from wonderland.plots.runs import lines
 from wonderland.plots.runs import loss_curves
 from wonderland.plots.runs import performance_profile
 from wonderland.plots.runs import value_vs_learning_rate
+from wonderland.plots.stability import edge_of_stability
 from wonderland.plots.training import training_curves
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "contour_stationary_points",
     "curve_1d",
     "training_curves",
+    "edge_of_stability",
 ]
 
 # Renamed in 0.2.0, kept as a deprecated alias for one release: ``landscape``
