@@ -7,11 +7,14 @@ describes the protocol). MNIST-1D is generated procedurally by the ``mnist1d``
 package (``pip install -e ".[data]"``).
 
 Default: gd, momentum, rmsprop and adam, 5 learning rates x 3 seeds, 1,500
-steps, every task.
+steps, every task (the "configs/mnist1d.py" of issue #14). Any optimizer of
+compare_optimizers' spec runs here too (--config.optimizers=...).
   Command:  python experiments/train.py --config=configs/train.py
-  Runtime:  about 3 minutes on a 2-core CPU.
-  Result:   summary.csv, curves.csv, report.md and figures/ in --workdir
-            (default runs/train); which optimizer wins depends on the budget.
+  Runtime:  about 3 minutes on a 2-core CPU; a rerun with the same workdir
+            reads finished (task, optimizer) results back.
+  Result:   summary.csv, results.jsonl, curves.csv, report.md, report.html
+            and figures/ (PNG and PDF) in --workdir (default runs/train);
+            which optimizer wins depends on the budget.
 
 ``:paper``: the paper's protocol with Adam (batch 100, 6,000 steps; the
 learning rate tuned on the validation split among 3 values around the
@@ -36,7 +39,10 @@ def get_config(variant: str = ""):
   # Comma-separated training tasks of wonderland.problems (each has loss,
   # data and evaluate).
   config.tasks = "logistic_mnist1d,mlp_mnist1d,cnn_mnist1d"
-  # Comma-separated optimizers of wonderland.optim.names().
+  # The optimizers, as for compare_optimizers (wonderland.jobs.optimizers):
+  # comma-separated specs [label=]path[(name=value, ...)], path a built-in,
+  # optax.<name> or an import path (mypkg.mod:make_lion, ./my_lion.py:lion);
+  # name=[v1, v2] sweeps a hyperparameter with eta (one sweep per value).
   config.optimizers = "gd,momentum,rmsprop,adam"
   # The learning-rate grid: num_lrs log-spaced values in [lr_min, lr_max].
   config.lr_min = 1e-3
@@ -54,6 +60,11 @@ def get_config(variant: str = ""):
   # Per-feature standardisation fitted on the train split (the paper feeds
   # the raw signals).
   config.standardize = False
+  # AlgoPerf's validation target per task: the best median validation
+  # accuracy any optimizer reaches, less this margin (an accuracy in [0, 1)).
+  config.target_margin = 0.02
+  # Comma-separated formats of every figure: png (always) and any of pdf, svg.
+  config.figure_formats = "png,pdf"
   if variant == "paper":
     config.optimizers = "adam"
     config.lr_min = 1e-3
@@ -62,6 +73,7 @@ def get_config(variant: str = ""):
     config.steps = 6000
     config.eval_every = 500
   elif variant == "quick":
+    config.figure_formats = "png"
     config.tasks = "logistic_mnist1d,mlp_mnist1d"
     config.optimizers = "gd,adam"
     config.num_lrs = 2

@@ -1,8 +1,8 @@
 """The main job: §1.3's optimizers compared on the zoo of test problems.
 
   python experiments/compare_optimizers.py [--config=configs/compare_optimizers.py]
-      [--config.optimizers=gd,adam,optax.lion] [--workdir=runs/compare_optimizers]
-      [--platform=cpu|gpu|tpu]
+      [--config.optimizers='gd,adam,optax.lion,mine=./my_opt.py:make(b1=[0.9,0.95])']
+      [--workdir=runs/compare_optimizers] [--platform=cpu|gpu|tpu]
 """
 
 from pathlib import Path

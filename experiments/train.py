@@ -1,6 +1,7 @@
 """Minibatch training judged on held-out data: optimizers x training tasks.
 
   python experiments/train.py [--config=configs/train.py[:paper]] [--workdir=runs/train]
+      [--config.optimizers='adam,sgdm=optax.sgd(momentum=0.9),mine=./my_opt.py:make']
 """
 
 from pathlib import Path

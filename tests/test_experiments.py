@@ -179,6 +179,10 @@ def test_every_experiment_saves_its_resolved_config(runs):
   for name in runs:
     result, workdir = _ok(runs, name)
     saved = json.loads((workdir / "config.json").read_text())
+    env = saved.pop("environment", None)
+    if name in ("compare_optimizers", "real_data"):
+      # Provenance: the versions and device the cells were computed with.
+      assert env["versions"]["jax"], name
     # The whole config its --config selects, with the override applied.
     spec = next(a for a in result.args if a.startswith("--config="))
     expected = _load_config(spec.split("=", 1)[1]).to_dict()

@@ -202,6 +202,31 @@ def test_best_index_tie_rules():
     report.best_index([[1.0]], tiebreak=[[1.0, 2.0]])
 
 
+def test_best_index_ties_at_significant_digits_go_to_the_first_index():
+  # Momentum on McCormick: neighbouring etas' medians 1.2e-7 apart (float32
+  # noise) tie at 5 significant digits; the first (smaller) eta wins.
+  final = [[-1.9132229, -1.9132229], [-1.9132230, -1.9132231]]
+  assert report.best_index(final) == 1
+  assert report.best_index(final, digits=5) == 0
+  # A real difference at the 5th digit still decides, as in the ranking.
+  assert report.best_index([[1.0001, 1.0001], [1.0, 1.0]], digits=5) == 1
+  # Tiny values keep their digits: 1e-12 and 3e-12 do not tie.
+  assert report.best_index([[3e-12, 3e-12], [1e-12, 1e-12]], digits=5) == 1
+  # The tiebreak is rounded alike; +inf stays +inf.
+  assert report.best_index([[np.inf], [np.inf]], tiebreak=[[2.000001],
+                                                           [2.0]],
+                           digits=5) == 0
+  # The ranking rounds the same way.
+  rows = [{"problem": "p", "optimizer": o, "median_steps_to_target": 5,
+           "median_final_gap": g}
+          for o, g in (("a", 1.2345649), ("b", 1.2345551))]
+  assert [r["wins"] for r in report.ranking(rows)] == [1, 1]
+  assert report.best_index([[1.2345649], [1.2345551]], digits=5) == 0
+  for bad in (0, 2.5, True):
+    with pytest.raises(ValueError, match="digits must be an integer >= 1"):
+      report.best_index([[1.0]], digits=bad)
+
+
 def test_steps_to_target_keeps_a_target_reached_before_divergence():
   # Reached at step 2, then NaN from the divergence on: 2 steps, as AlgoPerf.
   values = np.array([[3.0, 0.5, np.nan, np.nan], [3.0, 2.0, 1.5, 1.2]])

@@ -315,7 +315,7 @@ def test_swept_values_meet_the_optimizers_own_checks_before_compiling():
           {"learning_rate": [1e-3], "decay": [0.5, 1.5]}, X0, steps=3)
   with pytest.raises(ValueError, match=r"momentum refused the first grid point "
                      r".*learning_rate must be > 0 and finite"):
-    sweep(rosenbrock, optim.momentum, {"learning_rate": [-1e-3]}, X0, steps=3)
+    sweep(rosenbrock, optim.momentum, {"learning_rate": [np.inf]}, X0, steps=3)
   with pytest.raises(ValueError, match=r"make_optimizer\(\.\.\.\) \(<lambda>\) "
                      r"must be an optax.GradientTransformation"):
     sweep(rosenbrock, lambda learning_rate: 3, {"learning_rate": LRS}, X0,

@@ -151,12 +151,15 @@ class Batch(NamedTuple):
     diverged: ~ (O, n_lr, P, n_seeds).
     compile_seconds: the program's compilation time.
     run_seconds: its run time, for all O * n_lr * P * n_seeds runs.
+    final_x: where every run stopped ~ (O, n_lr, P, n_seeds, dim) (for a
+      diverged run, where it blew up; ``wonderland.SweepResult.final_params``).
   """
 
   values: np.ndarray
   diverged: np.ndarray
   compile_seconds: float
   run_seconds: float
+  final_x: np.ndarray | None = None
 
 
 def run_batch(
@@ -203,7 +206,10 @@ def run_batch(
   n_o, n_l = len(factories), len(learning_rates)
   values = np.asarray(result.values).reshape(n_o, n_l, n_p, n_s, steps)
   diverged = np.asarray(result.diverged).reshape(n_o, n_l, n_p, n_s)
-  return Batch(values, diverged, result.compile_seconds, result.run_seconds)
+  final = result.final_params["x"] if program.stacked else result.final_params
+  final_x = np.asarray(final).reshape(n_o, n_l, n_p, n_s, dim)
+  return Batch(values, diverged, result.compile_seconds, result.run_seconds,
+               final_x)
 
 
 def best_paths(

@@ -73,7 +73,7 @@ def final_values(values, diverged=None) -> np.ndarray:
   return final
 
 
-def best_index(final, *, tiebreak=None) -> int:
+def best_index(final, *, tiebreak=None, digits: int | None = None) -> int:
   """Index of the hyperparameter whose median over seeds is lowest.
 
   This is THE selection rule of the library: ``SweepResult.best`` and the
@@ -87,6 +87,10 @@ def best_index(final, *, tiebreak=None) -> int:
     tiebreak: optional second scores ``~ (n_hparams, n_seeds)``, compared by
       their medians where the medians of ``final`` tie (e.g. the final values
       of settings that all miss a target).
+    digits: if given (an integer >= 1), medians are compared rounded to this
+      many significant digits, so that settings whose medians differ by
+      float32 noise tie (and the earlier index wins): the ranking's rule
+      (``ranking(gap_digits=5)``), which the jobs pass as ``digits=5``.
 
   Returns:
     The index of the best setting: the lowest median of ``final``; among
@@ -98,12 +102,23 @@ def best_index(final, *, tiebreak=None) -> int:
     ValueError: if ``final`` is not 2-D or is empty, or ``tiebreak`` does not
       match it.
   """
+  if digits is not None and (isinstance(digits, bool)
+                             or not isinstance(digits, int) or digits < 1):
+    raise ValueError(f"digits must be an integer >= 1 or None, got {digits!r}.")
   final = np.asarray(final, dtype=float)
   _require_rank("final", final, 2, "(n_hparams, n_seeds)")
   if final.size == 0:
     raise ValueError(f"final must not be empty, got shape {final.shape}.")
   final = np.where(np.isnan(final), np.inf, final)
-  keys = [np.median(final, axis=1)]
+
+  def median(scores):
+    m = np.median(scores, axis=1)
+    if digits is None:
+      return m
+    return np.array([float(f"{v:.{digits}g}") if np.isfinite(v) else v
+                     for v in m])
+
+  keys = [median(final)]
   if tiebreak is not None:
     tiebreak = np.asarray(tiebreak, dtype=float)
     if tiebreak.shape != final.shape:
@@ -111,8 +126,7 @@ def best_index(final, *, tiebreak=None) -> int:
           f"tiebreak must have the shape of final {final.shape}, got "
           f"{tiebreak.shape}."
       )
-    keys.append(np.median(np.where(np.isnan(tiebreak), np.inf, tiebreak),
-                          axis=1))
+    keys.append(median(np.where(np.isnan(tiebreak), np.inf, tiebreak)))
   keys.append(np.sum(np.isinf(final), axis=1))
   order = np.lexsort((np.arange(final.shape[0]), *reversed(keys)))
   return int(order[0])

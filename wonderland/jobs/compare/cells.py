@@ -1,19 +1,24 @@
 """The compare job's cell store: one optimizer on one problem, as ``.npz``.
 
-A cell holds every run of its learning-rate grid and a fingerprint of what
-determined it (``fingerprint``), so that a rerun with the same workdir reads
-it back instead of computing it again. A cell is written atomically (a
-temporary file, then a rename); a missing, truncated or corrupt file, or one
-of another fingerprint, reads as None: the cell is computed again.
+A cell holds every run of its grid (each learning rate eta, times each
+variant of the optimizer's swept hyperparameters) and a fingerprint of
+everything that determined it (``fingerprint``), so that a rerun with the
+same workdir reads it back instead of computing it again, and never reads
+back a cell that another optimizer, problem, grid or library would compute
+differently. A cell is written atomically (a temporary file, then a rename);
+a missing, truncated or corrupt file, one of an older layout, or one of
+another fingerprint reads as None: the cell is computed again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,18 +28,25 @@ __all__ = ["Cell", "fingerprint", "cell_path", "save_cell", "load_cell"]
 
 
 class Cell(NamedTuple):
-  """One optimizer on one problem: every run of its learning-rate grid.
+  """One optimizer on one problem: every run of its grid.
+
+  The grid's configurations are eta-major: configuration c runs eta
+  ``learning_rates[c]`` with the swept hyperparameters ``variants()[c]``
+  (one configuration per eta where nothing else is swept).
 
   Attributes:
-    optimizer, problem: the names.
-    learning_rates: the grid ``~ (n_lr,)``.
-    values: f(x_t), t = 1..steps ``~ (n_lr, n_seeds, steps)``.
-    diverged: ``~ (n_lr, n_seeds)``.
-    path: x_0..x_steps of seed 0 at the best eta ``~ (steps + 1, dim)``, or
+    optimizer, problem: the optimizer's label and the problem's name.
+    learning_rates: eta of each configuration ``~ (n_configs,)``.
+    values: f(x_t), t = 1..steps ``~ (n_configs, n_seeds, steps)``.
+    diverged: ``~ (n_configs, n_seeds)``.
+    final_x: where each run stopped ``~ (n_configs, n_seeds, dim)``.
+    path: x_0..x_steps of seed 0 at eta* ``~ (steps + 1, dim)``, or
       ``~ (0, dim)`` when the problem is not 2-D.
     compile_seconds, run_seconds: of the program that computed the cell.
     program_runs: how many runs that program had (run_seconds is for all).
     program_cells: how many cells it computed.
+    variants_json: the swept hyperparameters of each configuration, a JSON
+      list of dicts (``variants()``).
     fingerprint: what the cell depends on (checked on resume).
   """
 
@@ -43,33 +55,57 @@ class Cell(NamedTuple):
   learning_rates: np.ndarray
   values: np.ndarray
   diverged: np.ndarray
+  final_x: np.ndarray
   path: np.ndarray
   compile_seconds: float
   run_seconds: float
   program_runs: int
   program_cells: int
+  variants_json: str
   fingerprint: str
 
+  def variants(self) -> list[dict[str, Any]]:
+    """The swept hyperparameters of each configuration (empty dicts if none)."""
+    return json.loads(self.variants_json)
 
-def fingerprint(optimizer: str, problem: str, *,
-                problem_kwargs: Mapping[str, Any],
-                learning_rates: Sequence[float], num_seeds: int, seed: int,
-                steps: int) -> str:
-  """What a cell's numbers depend on, as a JSON string (9 digits per eta)."""
-  return json.dumps({
-      "optimizer": optimizer,
-      "problem": problem,
-      "problem_kwargs": dict(problem_kwargs),
-      "learning_rates": [float(f"{lr:.9g}") for lr in learning_rates],
-      "num_seeds": int(num_seeds),
-      "seed": int(seed),
-      "steps": int(steps),
-  }, sort_keys=True)
+
+def fingerprint(**parts: Any) -> str:
+  """What a cell's numbers depend on, as a JSON string (sorted keys).
+
+  The job passes the optimizer's identity (factory module, qualified name,
+  source hashes, fixed and swept hyperparameters), the problem's definition
+  (name, parameters, box, f*, a hash of the initial points and of its data),
+  the eta grid (9 significant digits), seeds, steps, batch size, and the
+  versions and library source hash of ``wonderland.jobs.provenance``.
+  """
+  def plain(x):
+    if isinstance(x, np.ndarray):
+      x = x.tolist()
+    if isinstance(x, (float, np.floating)):
+      return float(f"{float(x):.9g}")
+    if isinstance(x, np.integer):
+      return int(x)
+    if isinstance(x, (list, tuple)):
+      return [plain(v) for v in x]
+    if isinstance(x, dict):
+      return {str(k): plain(v) for k, v in x.items()}
+    return x
+
+  return json.dumps(plain(parts), sort_keys=True)
 
 
 def cell_path(workdir: Path, optimizer: str, problem: str) -> Path:
-  """``workdir/cells/<optimizer>__<problem>.npz``."""
-  return Path(workdir) / "cells" / f"{optimizer}__{problem}.npz"
+  """``workdir/cells/<optimizer>__<problem>.npz``.
+
+  A label with characters other than letters, digits and ``_ . + -`` (a
+  default label such as ``optax.sgd(momentum=0.9)``) has them replaced by
+  ``_`` and a short hash of the label appended, so that two labels never
+  share a file.
+  """
+  safe = re.sub(r"[^A-Za-z0-9_.+\-]", "_", optimizer)
+  if safe != optimizer:
+    safe += "-" + hashlib.sha1(optimizer.encode()).hexdigest()[:8]
+  return Path(workdir) / "cells" / f"{safe}__{problem}.npz"
 
 
 def save_cell(path: str | Path, cell: Cell) -> None:
@@ -86,7 +122,7 @@ def load_cell(path: str | Path, fingerprint: str | None = None) -> Cell | None:
       fields = {k: data[k] for k in Cell._fields}
   except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
     return None  # a truncated or corrupt file: the cell is computed again
-  for key in ("optimizer", "problem", "fingerprint"):
+  for key in ("optimizer", "problem", "variants_json", "fingerprint"):
     fields[key] = str(fields[key])
   for key in ("compile_seconds", "run_seconds"):
     fields[key] = float(fields[key])

@@ -2,32 +2,32 @@
 
 ``validate`` reads every key of the ``ConfigDict``, refuses a bad one with a
 ``ConfigError`` (one sentence naming the key, the value given and what is
-allowed), builds the optimizers and problems and returns a ``Plan``: the rest
-of the job (batches, cells, the report) reads the plan, never the config.
+allowed), builds the optimizers (``wonderland.jobs.optimizers``, the spec
+both jobs read) and problems and returns a ``Plan``: the rest of the job
+(batches, cells, the report) reads the plan, never the config.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
-import wonderland as wl
 from wonderland import cli
-from wonderland import optim
 from wonderland import problems as problems_lib
+from wonderland.jobs import optimizers as optimizers_lib
+from wonderland.jobs.optimizers import Optimizer
 from wonderland.problems import analytic
-from wonderland._sweep import inject_traced
 
-__all__ = ["BATCHING", "Plan", "optimizer_factory", "validate"]
+__all__ = ["BATCHING", "CURVES", "FIGURE_FORMATS", "Plan", "validate"]
 
 BATCHING = ("all", "optimizer", "problem", "cell")
+CURVES = ("best", "all")
+FIGURE_FORMATS = ("png", "pdf", "svg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +35,8 @@ class Plan:
   """What the job runs, as plain values.
 
   Attributes:
-    optimizers: the optimizer names, in the config's order.
-    factories: name -> factory ``learning_rate -> GradientTransformation``.
+    optimizers: the optimizers (label, factory, hyperparameters), in the
+      config's order.
     problems: name -> ``Problem``, in the config's order.
     problem_kwargs: name -> the keyword arguments of ``problems.get`` that
       the config sets (JSON-able; part of each cell's fingerprint).
@@ -48,10 +48,12 @@ class Plan:
     target_gap: a run reaches the target at the first f(x_t) - f* <= it.
     batching: which cells share a program (one of ``BATCHING``).
     plots: whether to draw the figures.
+    figure_formats: the formats of every figure, "png" first (each one of
+      ``FIGURE_FORMATS``).
+    curves: which runs ``curves.csv`` holds (one of ``CURVES``).
   """
 
-  optimizers: tuple[str, ...]
-  factories: Mapping[str, Callable[..., optax.GradientTransformation]]
+  optimizers: tuple[Optimizer, ...]
   problems: Mapping[str, problems_lib.Problem]
   problem_kwargs: Mapping[str, Mapping[str, Any]]
   learning_rates: np.ndarray
@@ -63,68 +65,17 @@ class Plan:
   target_gap: float
   batching: str
   plots: bool
+  figure_formats: tuple[str, ...] = ("png",)
+  curves: str = "best"
 
+  @property
+  def labels(self) -> tuple[str, ...]:
+    """The optimizers' labels, in order."""
+    return tuple(o.label for o in self.optimizers)
 
-def _traced_failure(factory) -> str | None:
-  """None if ``factory`` runs with a traced eta as the job runs it, else why.
-
-  The job runs every optimizer under ``jax.vmap`` over a traced learning rate
-  (``wonderland.sweep``, ``batching.best_paths``); this traces two steps of
-  ``wonderland.minimize`` on f(x) = ||x||^2 (``jax.eval_shape``: nothing is
-  compiled or run).
-  """
-  make = inject_traced(factory, ("learning_rate",))
-  x0 = jnp.ones(2, jnp.float32)
-
-  def one(lr):
-    trace = wl.minimize(lambda x: jnp.sum(x**2), make(learning_rate=lr), x0,
-                        steps=2, keep_path=True)
-    return trace.path
-
-  try:
-    jax.eval_shape(jax.vmap(one), jax.ShapeDtypeStruct((2,), jnp.float32))
-  except Exception as e:  # pylint: disable=broad-except
-    return type(e).__name__
-  return None
-
-
-def optimizer_factory(name: str) -> Callable[..., optax.GradientTransformation]:
-  """``wonderland.optim.get(name)``, for a name the job can sweep.
-
-  Args:
-    name: one of ``wonderland.optim.names()`` or ``optax.<name>`` for an
-      optax optimizer whose first argument is ``learning_rate`` (e.g.
-      ``optax.lion``) and that runs with a traced learning rate (checked by
-      tracing two steps).
-
-  Raises:
-    cli.ConfigError: for any other name.
-  """
-  valid = ", ".join(optim.names()) + ", optax.<name>"
-  if not (name in optim.names() or name.startswith("optax.")):
-    raise cli.ConfigError(
-        f"config.optimizers has an unknown name {name!r}; valid names are "
-        f"{valid}."
-    )
-  try:
-    factory = optim.get(name)
-  except ValueError:
-    raise cli.ConfigError(
-        f"config.optimizers has {name!r}, which is not an optax optimizer "
-        f"taking learning_rate (such as optax.lion or optax.sgd); valid names "
-        f"are {valid}."
-    ) from None
-  if name in optim.names():
-    return factory
-  failure = _traced_failure(factory)
-  if failure is not None:
-    raise cli.ConfigError(
-        f"config.optimizers has {name!r}, which fails ({failure}) when its "
-        f"learning rate is a traced value, as the sweep over eta needs; "
-        f"valid names are {valid} for an optax optimizer that runs traced "
-        f"(such as optax.lion or optax.sgd)."
-    )
-  return factory
+  def optimizer(self, label: str) -> Optimizer:
+    """The optimizer labelled ``label``."""
+    return next(o for o in self.optimizers if o.label == label)
 
 
 def _problem_kwargs(name: str, config) -> dict[str, Any]:
@@ -170,6 +121,15 @@ def _problem(name: str, kwargs: Mapping[str, Any], seed: int):
   return problem
 
 
+def _figure_formats(value) -> tuple[str, ...]:
+  formats = cli.split_names("figure_formats", value, FIGURE_FORMATS)
+  if "png" not in formats:
+    raise cli.ConfigError(
+        f"config.figure_formats must include png (report.md and report.html "
+        f"show the PNGs), got {value!r}.")
+  return ("png", *[f for f in formats if f != "png"])
+
+
 def validate(config: ml_collections.ConfigDict) -> Plan:
   """Checks every key; builds the optimizers, problems and learning rates.
 
@@ -177,10 +137,6 @@ def validate(config: ml_collections.ConfigDict) -> Plan:
     cli.ConfigError: one sentence naming the key, the value given and what
       is allowed.
   """
-  optimizers = cli.split_names(
-      "optimizers", config.optimizers, [*optim.names(), "optax.*"]
-  )
-  factories = {name: optimizer_factory(name) for name in optimizers}
   names = cli.split_names("problems", config.problems, problems_lib.names())
   for key in ("steps", "num_lrs", "num_seeds"):
     cli.require_positive(key, config[key], integer=True)
@@ -199,13 +155,18 @@ def validate(config: ml_collections.ConfigDict) -> Plan:
         f"config.batching must be one of {', '.join(BATCHING)}, got "
         f"{config.batching!r}."
     )
+  if config.curves not in CURVES:
+    raise cli.ConfigError(
+        f"config.curves must be one of {', '.join(CURVES)}, got "
+        f"{config.curves!r}.")
+  formats = _figure_formats(config.figure_formats)
   kwargs = {name: _problem_kwargs(name, config) for name in names}
   built = {name: _problem(name, kwargs[name], config.seed) for name in names}
+  optimizers = optimizers_lib.parse(config.optimizers)
   lrs = np.geomspace(config.lr_min, config.lr_max, int(config.num_lrs))
   lrs.setflags(write=False)
   return Plan(
-      optimizers=tuple(optimizers),
-      factories=types.MappingProxyType(factories),
+      optimizers=optimizers,
       problems=types.MappingProxyType(built),
       problem_kwargs=types.MappingProxyType(kwargs),
       learning_rates=lrs,
@@ -217,4 +178,6 @@ def validate(config: ml_collections.ConfigDict) -> Plan:
       target_gap=config.target_gap,
       batching=config.batching,
       plots=bool(config.plots),
+      figure_formats=formats,
+      curves=config.curves,
   )

@@ -1,18 +1,27 @@
-"""The compare job's tables, figures and ``report.md``, built from its cells.
+"""The compare job's tables, figures and reports, built from its cells.
 
-Every function takes plain values: the cells, the names, the problems, the
-eta grid and the target gap, or the job's frozen ``Plan``; none reads the
-``ConfigDict``. The numbers follow ``wonderland.report``'s protocol: the best
-eta of a cell has the lowest median final value over seeds (a diverged run
-counts as +inf), and a run reaches the target at its first
-f(x_t) - f* <= target_gap.
+Every function takes the cells and the job's frozen ``Plan`` (or plain
+values); none reads the ``ConfigDict``. The numbers follow
+``wonderland.jobs.compare.protocol``: a run's score is f(x_T) (+inf if it
+diverged or left the domain), eta* has the lowest median score over seeds
+at 5 significant digits (ties to the smaller eta), and a run reaches the
+target at its first f(x_t) - f* <= target_gap.
+
+Outputs: ``summary.csv`` (one row per optimizer and problem: eta*, the
+medians of the final gap and of the steps to the target with their
+interquartile ranges, edge, the fractions of diverged and out-of-domain
+runs), ``results.jsonl`` (one record per run), ``curves.csv`` (tidy:
+optimizer, problem, learning_rate, hparams, seed, step, metric, value),
+``report.md`` and ``report.html`` (the same report, figures inline), and the
+figures in every format of ``config.figure_formats``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -21,26 +30,35 @@ import numpy as np
 from wonderland import problems as problems_lib
 from wonderland import report
 from wonderland.batching import stack_problems
+from wonderland.jobs import figures as figures_lib
+from wonderland.jobs import html
+from wonderland.jobs.compare import protocol
 from wonderland.jobs.compare.cells import Cell
 from wonderland.jobs.compare.config import Plan
+from wonderland.jobs.optimizers import describe
 
 __all__ = [
-    "SUMMARY_COLUMNS", "RANKING_COLUMNS", "summaries", "figures", "report_md",
-    "stdout_text",
+    "SUMMARY_COLUMNS", "RANKING_COLUMNS", "CURVE_COLUMNS", "Tables", "tables",
+    "figures", "report_md", "report_html", "stdout_text",
 ]
 
 SUMMARY_COLUMNS = (
-    "problem", "optimizer", "best_learning_rate", "median_final_value",
-    "median_final_gap", "median_steps_to_target", "time_to_target",
-    "compile_seconds", "diverged_fraction",
+    "problem", "optimizer", "best_learning_rate", "hparams", "edge",
+    "median_final_value", "median_final_gap", "final_gap_q25",
+    "final_gap_q75", "median_steps_to_target", "steps_to_target_q25",
+    "steps_to_target_q75", "time_to_target", "compile_seconds",
+    "diverged_fraction", "left_domain_fraction",
 )
 RANKING_COLUMNS = ("optimizer", "solved", "wins", "mean_rank", "problems")
+CURVE_COLUMNS = ("optimizer", "problem", "learning_rate", "hparams", "seed",
+                 "step", "metric", "value")
 # The columns printed, by their short names.
 _STDOUT_COLUMNS = {
     "problem": "problem", "optimizer": "optimizer",
     "best_learning_rate": "eta*", "median_final_gap": "gap",
     "median_steps_to_target": "steps", "time_to_target": "time_s",
     "compile_seconds": "compile_s", "diverged_fraction": "diverged",
+    "left_domain_fraction": "left", "edge": "edge",
 }
 
 
@@ -59,43 +77,122 @@ def json_number(x) -> float | None:
   return x if math.isfinite(x) else None
 
 
-def summaries(cells: Mapping[tuple[str, str], Cell], *,
-              optimizers: Sequence[str],
-              problems: Mapping[str, problems_lib.Problem],
-              target_gap: float):
-  """The job's tables, from its cells (one per optimizer and problem).
+def _quartiles(x) -> tuple[float, float, float]:
+  """(q25, median, q75) over seeds, NaN as +inf.
 
-  Returns:
-    ``(rows, runs, fmins)``: one ``report.summarize`` row per optimizer and
-    problem (``summary.csv``), one JSON-able record per run
-    (``results.jsonl``), and f* per problem (the lowest value reached where
-    f* is unknown).
+  Linear interpolation between order statistics (NumPy's default method),
+  written out so that a quartile that falls exactly on a finite run stays
+  finite next to a failed (+inf) one; the median equals ``np.median``'s.
   """
-  rows, runs, fmins = [], [], {}
-  for p, problem in problems.items():
-    fmins[p] = fmin(problem, [cells[(o, p)] for o in optimizers])
-  for p in problems:
-    for o in optimizers:
+  s = np.sort(np.where(np.isnan(x), np.inf, np.asarray(x, dtype=float)))
+  out = []
+  for q in (0.25, 0.5, 0.75):
+    pos = (s.size - 1) * q
+    lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+    t = pos - lo
+    out.append(float(s[lo] if t == 0 or s[lo] == s[hi]
+                     else s[lo] + (s[hi] - s[lo]) * t))
+  return out[0], out[1], out[2]
+
+
+class Tables(NamedTuple):
+  """What ``tables`` makes of the cells.
+
+  Attributes:
+    rows: one summary row per optimizer and problem (``SUMMARY_COLUMNS``,
+      plus ``best``: the index of eta*'s configuration in the cell).
+    fmins: f* per problem (the lowest value reached where f* is unknown).
+    left: (label, problem) -> which runs left the domain ~ (n_configs,
+      n_seeds).
+    summary_csv, results_jsonl, curves_csv: the files' text.
+  """
+
+  rows: list[dict[str, Any]]
+  fmins: dict[str, float]
+  left: dict[tuple[str, str], np.ndarray]
+  summary_csv: str
+  results_jsonl: str
+  curves_csv: str
+
+
+def _curves(cells, rows, plan: Plan) -> str:
+  """``curves.csv``: f(x_t) of every seed at eta* (or of every run)."""
+  lines = [",".join(CURVE_COLUMNS)]
+  steps = np.arange(1, plan.steps + 1)
+  for row in rows:
+    c = cells[(row["optimizer"], row["problem"])]
+    variants = c.variants()
+    configs = (range(len(c.learning_rates)) if plan.curves == "all"
+               else [row["best"]])
+    for k in configs:
+      hp = describe(variants[k]).replace('"', '""')
+      hp = f'"{hp}"' if ("," in hp or '"' in hp) else hp
+      for s in range(c.values.shape[1]):
+        prefix = (f"{row['optimizer']},{row['problem']},"
+                  f"{float(c.learning_rates[k]):.6g},{hp},{s},")
+        lines += [f"{prefix}{t},f,{v:.7g}"
+                  for t, v in zip(steps, c.values[k, s].tolist())]
+  return "\n".join(lines) + "\n"
+
+
+def tables(cells: Mapping[tuple[str, str], Cell], plan: Plan) -> Tables:
+  """The summary rows, per-run records and curves of the job's cells."""
+  rows, runs, fmins, lefts = [], [], {}, {}
+  for p, problem in plan.problems.items():
+    fmins[p] = fmin(problem, [cells[(o, p)] for o in plan.labels])
+  for p, problem in plan.problems.items():
+    for o in plan.labels:
       c = cells[(o, p)]
+      variants = c.variants()
+      left = protocol.left_domain(c.values, c.final_x, problem)
+      lefts[(o, p)] = left
+      final = protocol.scores(c.values, c.diverged, left)
+      best = protocol.choose(final)
+      to_target = report.steps_to_target(c.values, fmins[p] + plan.target_gap)
+      to_target[left] = np.inf  # never solved
+      gap_q = _quartiles(final[best] - fmins[p])
+      steps_q = _quartiles(to_target[best])
       per_run = c.run_seconds / c.program_runs
-      row = report.summarize(
-          c.values, c.diverged, c.learning_rates, fmin=fmins[p],
-          target_gap=target_gap, compile_seconds=c.compile_seconds,
-          run_seconds=per_run * c.values[..., 0].size,
-      )
-      rows.append({"problem": p, "optimizer": o, **row})
-      final = report.final_values(c.values, c.diverged)
-      to_target = report.steps_to_target(c.values, fmins[p] + target_gap)
-      for i, lr in enumerate(c.learning_rates):
+      lr = float(c.learning_rates[best])
+      rows.append({
+          "problem": p, "optimizer": o, "best_learning_rate": lr,
+          "hparams": describe(variants[best]),
+          "edge": protocol.edge(lr, plan.learning_rates),
+          "median_final_value": _quartiles(final[best])[1],
+          "median_final_gap": gap_q[1], "final_gap_q25": gap_q[0],
+          "final_gap_q75": gap_q[2],
+          "median_steps_to_target": steps_q[1],
+          "steps_to_target_q25": steps_q[0], "steps_to_target_q75": steps_q[2],
+          "time_to_target": (per_run * steps_q[1] / c.values.shape[-1]
+                             if math.isfinite(steps_q[1]) else math.inf),
+          "compile_seconds": float(c.compile_seconds),
+          "diverged_fraction": float(np.mean(np.isinf(
+              report.final_values(c.values, c.diverged)))),
+          "left_domain_fraction": float(np.mean(left)),
+          "best": best,
+      })
+      # The facts of every run; summary.csv applies the protocol (a run that
+      # left the domain counts as failed there).
+      raw = report.final_values(c.values, c.diverged)
+      raw_steps = report.steps_to_target(c.values,
+                                         fmins[p] + plan.target_gap)
+      for k, lr_k in enumerate(c.learning_rates):
         for s in range(final.shape[1]):
           runs.append({
-              "optimizer": o, "problem": p, "learning_rate": float(lr),
-              "seed": s, "final_value": json_number(final[i, s]),
-              "final_gap": json_number(final[i, s] - fmins[p]),
-              "steps_to_target": json_number(to_target[i, s]),
-              "diverged": bool(c.diverged[i, s]), "best": i == row["best"],
+              "optimizer": o, "problem": p, "learning_rate": float(lr_k),
+              "hparams": variants[k], "seed": s,
+              "final_value": json_number(raw[k, s]),
+              "final_gap": json_number(raw[k, s] - fmins[p]),
+              "steps_to_target": json_number(raw_steps[k, s]),
+              "diverged": bool(c.diverged[k, s]),
+              "left_domain": bool(left[k, s]), "best": k == best,
           })
-  return rows, runs, fmins
+  return Tables(
+      rows=rows, fmins=fmins, left=lefts,
+      summary_csv=report.csv_text(rows, SUMMARY_COLUMNS),
+      results_jsonl="".join(json.dumps(r) + "\n" for r in runs),
+      curves_csv=_curves(cells, rows, plan),
+  )
 
 
 def contour_grid(problem: problems_lib.Problem, n: int = 160):
@@ -123,110 +220,166 @@ def grids(problems: Sequence[problems_lib.Problem]):
   return [(xs, ys, z.reshape(n, n)) for (_, xs, ys), z in zip(pts, zs)]
 
 
-def figures(out: Path, cells: Mapping[tuple[str, str], Cell], rows, fmins, *,
-            optimizers: Sequence[str],
-            problems: Mapping[str, problems_lib.Problem],
-            learning_rates: np.ndarray) -> dict[str, Any]:
+def _gaps_per_learning_rate(c: Cell, left, fmin_p: float, n_lr: int):
+  """The median final gap at each eta, the best variant's (eta-major cells)."""
+  final = protocol.scores(c.values, c.diverged, left)
+  medians = np.median(final, axis=1).reshape(n_lr, -1)
+  return medians.min(axis=1) - fmin_p
+
+
+def figures(out: Path, cells: Mapping[tuple[str, str], Cell], t: Tables,
+            plan: Plan) -> dict[str, Any]:
   """Writes the loss curves, contours, eta sensitivity and performance profile.
 
-  Args:
-    out: the workdir; the figures go to ``out/figures``.
-    cells, rows, fmins: the cells and what ``summaries`` made of them.
-    optimizers, problems, learning_rates: the names, the problems (2-D ones
-      get a contour plot) and the eta grid.
+  Every figure goes to ``out/figures`` as a PNG and in the plan's other
+  ``figure_formats`` beside it.
 
   Returns:
-    The written paths: ``{"loss": {problem: path}, "contour": {problem:
+    The PNGs' paths: ``{"loss": {problem: path}, "contour": {problem:
     path}, "lr": path, "profile": path}``.
   """
   from wonderland import plots  # pylint: disable=g-import-not-at-top
 
   figdir = out / "figures"
   figdir.mkdir(exist_ok=True)
-  palette = plots.colors(optimizers)
+  fmt = {"formats": plan.figure_formats}
+  labels = plan.labels
+  palette = plots.colors(labels)
   figs: dict[str, Any] = {"loss": {}, "contour": {}}
-  best = {(r["optimizer"], r["problem"]): r["best"] for r in rows}
-  for p, problem in problems.items():
-    curves = {o: cells[(o, p)].values[best[(o, p)]] for o in optimizers}
-    path = figdir / f"loss_{p}.png"
-    plots.loss_curves(path, curves, fmin=fmins[p], title=p, palette=palette)
-    figs["loss"][p] = path
-  two_d = [p for p, prob in problems.items() if prob.dim == 2]
-  for p, grid in zip(two_d, grids([problems[p] for p in two_d])):
-    problem = problems[p]
-    paths = {o: cells[(o, p)].path for o in optimizers}
-    path = figdir / f"contour_{p}.png"
-    plots.contour_paths(
-        path, grid, paths, minimizers=np.asarray(problem.minimizers),
-        title=f"{p}: best eta per optimizer, seed 0", palette=palette,
-    )
-    figs["contour"][p] = path
-  gaps = {}
-  for o in optimizers:
-    gaps[o] = {}
-    for p in problems:
-      final = report.final_values(cells[(o, p)].values, cells[(o, p)].diverged)
-      gaps[o][p] = np.median(final, axis=1) - fmins[p]
-  figs["lr"] = plots.value_vs_learning_rate(
-      figdir / "learning_rates.png", learning_rates, gaps
-  )
-  costs = np.array([
-      [next(r["median_steps_to_target"] for r in rows
-            if r["optimizer"] == o and r["problem"] == p)
-       for p in problems] for o in optimizers
-  ])
+  best = {(r["optimizer"], r["problem"]): r["best"] for r in t.rows}
+  for p in plan.problems:
+    curves = {o: cells[(o, p)].values[best[(o, p)]] for o in labels}
+    figs["loss"][p] = figures_lib.draw(
+        plots.loss_curves, figdir / f"loss_{p}.png", curves, fmin=t.fmins[p],
+        title=p, palette=palette, **fmt)
+  two_d = [p for p, prob in plan.problems.items() if prob.dim == 2]
+  for p, grid in zip(two_d, grids([plan.problems[p] for p in two_d])):
+    problem = plan.problems[p]
+    paths = {o: cells[(o, p)].path for o in labels}
+    figs["contour"][p] = figures_lib.draw(
+        plots.contour_paths, figdir / f"contour_{p}.png", grid, paths,
+        minimizers=np.asarray(problem.minimizers),
+        title=f"{p}: each optimizer at its eta*, seed 0", palette=palette,
+        **fmt)
+  n_lr = len(plan.learning_rates)
+  gaps = {o: {p: _gaps_per_learning_rate(cells[(o, p)], t.left[(o, p)],
+                                         t.fmins[p], n_lr)
+              for p in plan.problems} for o in labels}
+  figs["lr"] = figures_lib.draw(
+      plots.value_vs_learning_rate, figdir / "learning_rates.png",
+      plan.learning_rates, gaps, **fmt)
+  steps = {(r["optimizer"], r["problem"]): r["median_steps_to_target"]
+           for r in t.rows}
+  costs = np.array([[steps[(o, p)] for p in plan.problems] for o in labels])
   taus = np.geomspace(1.0, 100.0, 200)
   rho = report.performance_profile(costs, taus)
-  figs["profile"] = plots.performance_profile(
-      figdir / "performance_profile.png", taus,
-      {o: rho[i] for i, o in enumerate(optimizers)},
-      cost="median steps to target",
-  )
+  figs["profile"] = figures_lib.draw(
+      plots.performance_profile, figdir / "performance_profile.png", taus,
+      {o: rho[i] for i, o in enumerate(labels)},
+      cost="median steps to target", **fmt)
   return figs
 
 
-def report_md(plan: Plan, rows, figs, out: Path,
-              cells: Mapping[tuple[str, str], Cell]) -> str:
-  """``report.md``: the protocol, the ranking, the summary and the figures."""
-  rel = lambda p: Path(p).relative_to(out).as_posix()
-  programs = {(c.compile_seconds, c.run_seconds, c.program_runs)
-              for c in cells.values()}
-  lines = [
-      "# compare_optimizers",
-      "",
+def _iqr(row, key: str, q25: str, q75: str, fmt: str) -> str:
+  """``median [q25, q75]`` as report.md prints it."""
+  cell = lambda v: report.format_table([{"v": v}], ["v"], floatfmt=fmt
+                                       ).splitlines()[-1].strip()
+  return f"{cell(row[key])} [{cell(row[q25])}, {cell(row[q75])}]"
+
+
+def edge_cells(rows) -> list[str]:
+  """``adagrad on booth (lr_max)``, for every edge cell."""
+  return [f"{r['optimizer']} on {r['problem']} ({r['edge']})"
+          for r in rows if r["edge"]]
+
+
+def left_cells(rows) -> list[str]:
+  """``optax.lion on mccormick (35% of runs)``, for every cell with such runs."""
+  return [f"{r['optimizer']} on {r['problem']} "
+          f"({r['left_domain_fraction']:.0%} of its runs)"
+          for r in rows if r["left_domain_fraction"] > 0]
+
+
+def _protocol_text(plan: Plan) -> list[str]:
+  return [
       f"{len(plan.optimizers)} optimizers x {len(plan.problems)} problems; "
       f"eta on {len(plan.learning_rates)} log-spaced values in "
       f"[{plan.lr_min:g}, {plan.lr_max:g}], {plan.num_seeds} initial "
-      f"points (seeds) each, {plan.steps} steps. The best eta per optimizer "
-      "and problem has the lowest median final value over seeds (a diverged "
-      "run counts as +inf), as in DeepOBS and AlgoPerf.",
+      f"points (seeds) each, {plan.steps} steps. The best eta (eta*) per "
+      "optimizer and problem has the lowest median final value over seeds "
+      "(a diverged run counts as +inf), as in DeepOBS and AlgoPerf; medians "
+      f"are compared at {protocol.DIGITS} significant digits, the ranking's "
+      "tie rule, and ties go to the smaller eta (then to the earlier value "
+      "of a swept hyperparameter).",
       "",
-      "- *gap*: f(x_T) - f* at the best eta, median over seeds (f* unknown: "
-      "the lowest value any run reached).",
-      f"- *steps*: median number of steps until f(x_t) - f* <= "
-      f"{plan.target_gap:g} (inf: the median run never got there).",
+      "- *gap*: f(x_T) - f* at eta*, median over seeds [interquartile "
+      "range] (f* unknown: the lowest value any run reached).",
+      f"- *steps*: steps until f(x_t) - f* <= {plan.target_gap:g}, median "
+      "[interquartile range] (inf: the run never got there).",
+      "- *left the domain*: f* is the minimum over the problem's box, and "
+      "some problems (McCormick) are unbounded below outside it. A run that "
+      "ends outside the box with f(x_T) < f* - "
+      f"{protocol.DOMAIN_TOLERANCE:g} max(1, |f*|) has left the domain: it "
+      "counts as failed (+inf, never solved), like a diverged run "
+      "(`left_domain_fraction` in `summary.csv`). The problem is not clipped.",
+      "- *edge*: eta* is the grid's smallest (`lr_min`) or largest "
+      "(`lr_max`) value, so the best eta may lie outside the grid: widen it "
+      "(`--config.lr_min`, `--config.lr_max`, with `--config.num_lrs` to "
+      "keep its density) and rerun; finished cells of the old grid are not "
+      "reused.",
       "- *time_to_target*: the program's run time per run times steps / "
       "total steps. Batched runs share one program in which every run "
       "evaluates every switched branch, so this is the amortized cost, equal "
       "per step for all cells of a batch (`--config.batching=cell` measures "
       "each cell alone).",
+  ]
+
+
+def _environment_text(env: Mapping[str, Any]) -> str:
+  v = env["versions"]
+  git = env.get("git")
+  commit = (f"commit {git['commit'][:12]}{' (modified)' if git['dirty'] else ''}"
+            if git else "no git commit")
+  return (f"Computed with jax {v['jax']}, jaxlib {v['jaxlib']}, optax "
+          f"{v['optax']}, wonderland {v['wonderland']} ({commit}) on "
+          f"{env['device_count']} x {env['device_kind']} "
+          f"({env['platform']}); `config.json` holds the config and these.")
+
+
+def report_md(plan: Plan, t: Tables, figs, out: Path,
+              cells: Mapping[tuple[str, str], Cell],
+              env: Mapping[str, Any]) -> str:
+  """``report.md``: the protocol, the ranking, a table per problem, figures."""
+  rel = lambda p: Path(p).relative_to(out).as_posix()
+  programs = {(c.compile_seconds, c.run_seconds, c.program_runs)
+              for c in cells.values()}
+  edges, lefts = edge_cells(t.rows), left_cells(t.rows)
+  swept = any(o.swept for o in plan.optimizers)
+  lines = [
+      "# compare_optimizers", "",
+      *_protocol_text(plan),
       f"- *compile_seconds*: of the program that computed the cell "
       f"({len(programs)} program(s); batching: `{plan.batching}`), "
       "shared by its cells.",
+      "",
+      _environment_text(env),
       "",
       "## Ranking",
       "",
       f"*solved*: problems on which the median run reaches a gap of "
       f"{plan.target_gap:g}; *wins*: problems on which it needs the fewest "
-      "steps (ties: the smaller gap); *mean_rank*: its mean place over "
-      "problems (1 = best). Steps are optimizer steps, not evaluations of f: "
-      "armijo_gd's line search evaluates f once per backtrack.",
+      "steps (ties: the smaller gap at 5 significant digits); *mean_rank*: "
+      "its mean place over problems (1 = best). Steps are optimizer steps, "
+      "not evaluations of f: armijo_gd's line search evaluates f once per "
+      "backtrack.",
       "",
-      report.markdown_table(report.ranking(rows), RANKING_COLUMNS),
+      report.markdown_table(report.ranking(t.rows), RANKING_COLUMNS),
       "",
-      "## Summary",
+      f"**Edge cells** ({len(edges)} of {len(t.rows)}; eta* at an end of the "
+      "grid: widen it and rerun): " + ("; ".join(edges) or "none") + ".",
       "",
-      report.markdown_table(rows, SUMMARY_COLUMNS),
+      "**Left the domain** (runs counted as failed): "
+      + ("; ".join(lefts) or "no run") + ".",
       "",
   ]
   if "profile" in figs:
@@ -237,23 +390,55 @@ def report_md(plan: Plan, rows, figs, out: Path,
         f"![performance profile]({rel(figs['profile'])})", "",
         "## Final gap vs learning rate", "",
         f"![learning rates]({rel(figs['lr'])})", "",
-        "## Problems", "",
     ]
-    for p in plan.problems:
-      lines.append(f"### {p}")
-      lines.append("")
+  lines += ["## Problems", ""]
+  columns = ["optimizer", "eta*", *(["hparams"] if swept else []), "gap",
+             "steps", "diverged", "left", "edge"]
+  for p in plan.problems:
+    table = [{
+        "optimizer": r["optimizer"], "eta*": r["best_learning_rate"],
+        "hparams": r["hparams"],
+        "gap": _iqr(r, "median_final_gap", "final_gap_q25", "final_gap_q75",
+                    ".3g"),
+        "steps": _iqr(r, "median_steps_to_target", "steps_to_target_q25",
+                      "steps_to_target_q75", ".4g"),
+        "diverged": r["diverged_fraction"], "left": r["left_domain_fraction"],
+        "edge": r["edge"],
+    } for r in t.rows if r["problem"] == p]
+    lines += [f"### {p}", "", f"f* = {t.fmins[p]:.6g}"
+              + ("" if math.isfinite(plan.problems[p].fmin)
+                 else " (unknown: the lowest value reached)") + ".", "",
+              report.markdown_table(table, columns), ""]
+    if p in figs.get("loss", {}):
       lines.append(f"![loss {p}]({rel(figs['loss'][p])})")
-      if p in figs["contour"]:
-        lines.append(f"![contour {p}]({rel(figs['contour'][p])})")
-      lines.append("")
+    if p in figs.get("contour", {}):
+      lines.append(f"![contour {p}]({rel(figs['contour'][p])})")
+    lines.append("")
   return "\n".join(lines) + "\n"
 
 
-def stdout_text(rows, target_gap: float) -> str:
-  """The summary and the ranking as the job prints them."""
-  table = [{_STDOUT_COLUMNS[k]: r[k] for k in _STDOUT_COLUMNS} for r in rows]
+def report_html(markdown: str, out: Path) -> str:
+  """``report.html``: ``report.md`` as one page with its figures inline."""
+  return html.page(markdown, out, title="compare_optimizers")
+
+
+def stdout_text(rows, plan: Plan) -> str:
+  """The summary, the ranking and every edge cell, as the job prints them."""
+  columns = dict(_STDOUT_COLUMNS)
+  if any(o.swept for o in plan.optimizers):
+    columns = {**{k: columns[k] for k in ("problem", "optimizer",
+                                          "best_learning_rate")},
+               "hparams": "hparams", **columns}
+  table = [{columns[k]: r[k] for k in columns} for r in rows]
+  edges, lefts = edge_cells(rows), left_cells(rows)
   return (
-      report.format_table(table, list(_STDOUT_COLUMNS.values()))
-      + f"\n\nranking (solved: median run reaches a gap of {target_gap:g}):\n"
+      report.format_table(table, list(columns.values()))
+      + f"\n\nranking (solved: median run reaches a gap of "
+      f"{plan.target_gap:g}):\n"
       + report.format_table(report.ranking(rows), RANKING_COLUMNS)
+      + f"\n\nedge cells ({len(edges)} of {len(rows)}: eta* at an end of "
+      f"[{plan.lr_min:g}, {plan.lr_max:g}]; widen --config.lr_min/lr_max): "
+      + ("; ".join(edges) or "none") + "."
+      + "\nleft the domain (counted as failed): "
+      + ("; ".join(lefts) or "no run") + "."
   )
