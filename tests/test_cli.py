@@ -54,9 +54,9 @@ def test_parse_applies_overrides_to_the_default_or_the_given_config():
         ("compare_optimizers",
          [f"--config={CONFIGS}/real_data.py", "--config.bogus=1"],
          "--config.bogus is not a key of the config; valid keys are batching, "
-         "kappa, lr_max, lr_min, num_lrs, num_seeds, optimizers, plots, "
-         "problems, quadratic_dim, quadratic_rotated, seed, steps, "
-         "target_gap."),
+         "curves, figure_formats, kappa, lr_max, lr_min, num_lrs, num_seeds, "
+         "optimizers, plots, problems, quadratic_dim, quadratic_rotated, "
+         "seed, steps, target_gap."),
         ("compare_optimizers",
          ["--config", f"{CONFIGS}/compare_optimizers.py:quick",
           "--config.stepz=1"],
