@@ -182,3 +182,31 @@ def test_data_arguments_without_data_are_refused():
   with pytest.raises(ValueError, match="batch_size is only used with data"):
     sweep(f, optax.sgd, {"learning_rate": np.array([0.1])}, jnp.zeros((1, 4)),
           steps=3, batch_size=4)
+
+
+def test_a_new_learning_rate_grid_on_mlp_mnist1d_compiles_nothing():
+  pytest.importorskip("mnist1d")
+  from wonderland import problems  # pylint: disable=g-import-not-at-top
+
+  task = problems.get("mlp_mnist1d")
+  nets = task.init(jax.random.key(0), 3)
+  compiles = []
+
+  def listener(event, duration, **kwargs):
+    del duration, kwargs
+    if event == "/jax/core/compile/backend_compile_duration":
+      compiles.append(event)
+
+  kwargs = dict(steps=4, data=task.data, batch_size=100, key=KEY,
+                record=("value",))
+  first = sweep(task.loss, optim.adam, {"learning_rate": np.array([1e-3, 1e-2])},
+                nets, **kwargs)
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    second = sweep(task.loss, optim.adam,
+                   {"learning_rate": np.array([3e-3, 3e-2])}, nets, **kwargs)
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
+  assert compiles == []  # one program for lr x seeds, reused for new values
+  assert second.values.shape == (2, 3, 4)
+  assert not np.array_equal(first.values, second.values)
