@@ -44,7 +44,6 @@ import jax.numpy as jnp
 import optax
 
 from wonderland import _checks
-from wonderland import data as data_lib
 from wonderland._loop import DIVERGENCE_THRESHOLD
 from wonderland._loop import evaluation_steps
 from wonderland._loop import Feed

@@ -27,9 +27,8 @@ is replicated, so every process holds the same, complete result.
 from __future__ import annotations
 
 import math
-import numbers
 import time
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -41,337 +40,21 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from wonderland import _checks
+from wonderland import _grid
+from wonderland import _sweep_result
 from wonderland import _loop
 from wonderland import data as data_lib
-from wonderland import report
 
 __all__ = ["SweepResult", "sweep", "METRICS"]
 
 PyTree = Any
 
-METRICS = ("final_value", "steps_to_target")
-
 _AXIS = "runs"
 
-
-class SweepResult(NamedTuple):
-  """The runs of a sweep, laid out on the grid.
-
-  ``G`` below is the grid's shape, the lengths of its value arrays in the
-  dict's order, and ``S`` the number of initial points (seeds).
-
-  Attributes:
-    values: f(x_t) for t = 1..steps ~ (*G, S, steps); NaN from the step at
-      which a run diverged.
-    grad_norms: ||grad f(x_t)|| ~ (*G, S, steps), NaN likewise; None with
-      ``record=("value",)``.
-    final_params: where every run stopped (``wonderland.Trace.params``:
-      for a diverged run, the first point where f or grad f blew up, or the
-      point whose update did), a pytree like one seed of x0 with leaves
-      ~ (*G, S, *leaf).
-    diverged: whether each run diverged ~ (*G, S).
-    hparams: name -> the swept values broadcast to the grid ~ G (numpy).
-    names: the swept hyperparameter names, in the grid's order.
-    fixed: the fixed (not swept) keyword arguments of the factory.
-    steps: the number of steps.
-    compile_seconds: time spent lowering and compiling (near 0 when cached).
-    run_seconds: time spent running the compiled programs.
-    evals: with ``evaluate``, name -> its value after each of ``eval_steps``
-      ~ (*G, S, n_evals), NaN at steps a run did not reach; None otherwise.
-    eval_steps: with ``evaluate``, the evaluated steps ~ (n_evals,) (numpy);
-      None otherwise.
-  """
-
-  values: jax.Array
-  grad_norms: jax.Array
-  final_params: PyTree
-  diverged: jax.Array
-  hparams: dict[str, np.ndarray]
-  names: tuple[str, ...]
-  fixed: dict[str, Any]
-  steps: int
-  compile_seconds: float
-  run_seconds: float
-  evals: dict[str, jax.Array] | None = None
-  eval_steps: np.ndarray | None = None
-
-  def score(
-      self, metric: str = "final_value", target: float | None = None,
-      mode: str = "min",
-  ) -> np.ndarray:
-    """The median over seeds of ``metric`` for every grid point ~ G.
-
-    Args:
-      metric: ``"final_value"``, f at the last step, or
-        ``"steps_to_target"``, the first t with f(x_t) <= target (+inf if never
-        reached), as in DeepOBS and AlgoPerf; lower is better for both. Or
-        the name of a metric of ``evals`` (e.g. ``"val_accuracy"``): its
-        value at the last evaluation, better as ``mode`` says. A diverged run
-        (or a NaN) scores the worst: +inf for ``"min"``, -inf for ``"max"``.
-      target: the value to reach, for ``"steps_to_target"`` only.
-      mode: ``"min"`` or ``"max"``, whether lower or higher is better; only
-        an evaluated metric may be ``"max"``.
-
-    Raises:
-      ValueError: for an unknown metric or mode, or a target missing, not
-        finite, or given with another metric.
-    """
-    signed = self._per_run(metric, target, mode)
-    medians = np.median(np.where(np.isnan(signed), np.inf, signed), axis=-1)
-    return -medians if mode == "max" else medians
-
-  def _per_run(self, metric: str, target: float | None,
-               mode: str = "min") -> np.ndarray:
-    """Every run's score ~ (*G, S), lower is better, by report's rules."""
-    evaluated = tuple(self.evals or ())
-    if metric not in METRICS + evaluated:
-      raise ValueError(
-          f"metric must be one of "
-          f"{', '.join(repr(m) for m in METRICS + evaluated)}, got {metric!r}."
-      )
-    if mode not in ("min", "max") or (mode == "max" and metric in METRICS):
-      allowed = "'min'" if metric in METRICS else "'min' or 'max'"
-      raise ValueError(
-          f"mode must be {allowed} for metric {metric!r}, got {mode!r}."
-      )
-    if target is not None and metric != "steps_to_target":
-      raise ValueError(
-          f"target is only used with metric='steps_to_target', got "
-          f"target={target!r} with metric={metric!r}."
-      )
-    diverged = np.asarray(self.diverged)
-    if metric in evaluated:
-      last = np.asarray(self.evals[metric], dtype=np.float64)[..., -1]
-      signed = -last if mode == "max" else last
-      return np.where(diverged | np.isnan(signed), np.inf, signed)
-    values = np.asarray(self.values, dtype=np.float64)
-    if metric == "final_value":
-      return report.final_values(values, diverged)
-    if (isinstance(target, bool) or not isinstance(target, numbers.Real)
-        or not math.isfinite(target)):
-      raise ValueError(
-          f"target must be a finite number for metric='steps_to_target', "
-          f"got {target!r}."
-      )
-    return report.steps_to_target(values, float(target))
-
-  def best(
-      self, metric: str = "final_value", target: float | None = None,
-      mode: str = "min",
-  ) -> dict[str, float]:
-    """The hyperparameters with the best median ``metric`` over seeds.
-
-    The choice is ``wonderland.report.best_index`` over the grid points (the
-    compare job's rule): the best median; ties (for instance grid points
-    that never reach the target) go to the lowest median final value, then to
-    the fewest failed runs, then to grid order. A run that reaches the target
-    and diverges later keeps its steps to the target.
-
-    Args:
-      metric: see ``score``; e.g. ``best("val_accuracy", mode="max")``.
-      target: see ``score``.
-      mode: see ``score``.
-
-    Returns:
-      A dict name -> value (a Python float) of the best grid point; an empty
-      dict for an empty grid.
-    """
-    per_run = self._per_run(metric, target, mode)
-    grid_shape, n_seeds = per_run.shape[:-1], per_run.shape[-1]
-    tiebreak = None
-    if metric != "final_value":
-      tiebreak = self._per_run("final_value", None).reshape(-1, n_seeds)
-    flat = report.best_index(per_run.reshape(-1, n_seeds), tiebreak=tiebreak)
-    index = np.unravel_index(flat, grid_shape)
-    return {name: float(self.hparams[name][index]) for name in self.names}
-
-
-def _factory_name(make_optimizer) -> str:
-  return getattr(make_optimizer, "__name__", repr(make_optimizer))
-
-
-def _check_grid(make_optimizer, grid, fixed):
-  """Validates grid and fixed; returns (names, host value arrays)."""
-  if not callable(make_optimizer):
-    raise ValueError(
-        f"make_optimizer must be a callable returning an optax "
-        f"GradientTransformation (such as optax.adam), got {make_optimizer!r}."
-    )
-  if not isinstance(grid, Mapping):
-    raise ValueError(
-        f"grid must be a dict from hyperparameter name to a 1-D array of "
-        f"values, got {type(grid).__name__}."
-    )
-  if fixed is None:
-    fixed = {}
-  if not isinstance(fixed, Mapping):
-    raise ValueError(
-        f"fixed must be a dict of keyword arguments for make_optimizer, got "
-        f"{type(fixed).__name__}."
-    )
-  accepted = _checks.keyword_names(make_optimizer)
-  for kind, names in (("grid", grid), ("fixed", fixed)):
-    for name in names:
-      if accepted is not None and name not in accepted[0]:
-        raise ValueError(
-            f"{kind} name {name!r} is not a hyperparameter of "
-            f"{_factory_name(make_optimizer)}; accepted names are "
-            f"{', '.join(accepted[0])}."
-        )
-  both = sorted(set(grid) & set(fixed))
-  if both:
-    raise ValueError(
-        f"fixed must not repeat a swept name, got {', '.join(both)} in both."
-    )
-  if accepted is not None:
-    missing = [n for n in accepted[1] if n not in grid and n not in fixed]
-    if missing:
-      raise ValueError(
-          f"{_factory_name(make_optimizer)} requires {', '.join(missing)}; "
-          f"give it in grid or in fixed."
-      )
-  for name, value in fixed.items():
-    try:
-      hash(value)
-    except TypeError:
-      raise ValueError(
-          f"fixed[{name!r}] must be hashable (a number, string, bool, tuple or "
-          f"function), got a {type(value).__name__}."
-      ) from None
-  values = []
-  for name, value in grid.items():
-    try:
-      array = np.asarray(value)
-    except ValueError:  # ragged nested lists
-      raise ValueError(
-          f"grid[{name!r}] must be a non-empty 1-D array of floats or signed "
-          f"integers, got a ragged sequence."
-      ) from None
-    kind = array.dtype.kind
-    # Unsigned integers are refused: optax negates the learning rate, which
-    # wraps around in an unsigned dtype.
-    if array.ndim != 1 or array.size == 0 or kind not in "if":
-      raise ValueError(
-          f"grid[{name!r}] must be a non-empty 1-D array of floats or signed "
-          f"integers, got shape {array.shape} and dtype {array.dtype}."
-      )
-    if name == "learning_rate" and not np.all(array > 0):
-      raise ValueError(
-          f"grid['learning_rate'] must hold step sizes eta > 0 (a negative "
-          f"one is gradient ascent), got {array[~(array > 0)][0].item()!r}."
-      )
-    values.append(array)
-  _build_on_host(make_optimizer, fixed, dict(zip(grid, values)))
-  return tuple(grid), values, tuple(sorted(fixed.items()))
-
-
-def _build_on_host(make_optimizer, fixed, grid):
-  """Builds the optimizer before tracing, so that its own checks run.
-
-  In the sweep the swept values reach ``make_optimizer`` as tracers, which a
-  factory cannot check (``wonderland.optim`` lets them through). Here it is
-  called with concrete values: the first grid point, then each swept name with
-  its whole 1-D array (the checks of ``wonderland.optim`` test every entry),
-  and value by value only to find which one a factory refused.
-  """
-  factory = _factory_name(make_optimizer)
-  first = {name: array[0].item() for name, array in grid.items()}
-  try:
-    optimizer = make_optimizer(**fixed, **first)
-  except ValueError as e:
-    raise ValueError(
-        f"{factory} refused the first grid point {first} with fixed "
-        f"{dict(fixed)}: {e}"
-    ) from None
-  _checks.transformation(optimizer, f"make_optimizer(...) ({factory})")
-  for name, array in grid.items():
-    try:
-      make_optimizer(**fixed, **{**first, name: array})
-      continue
-    except Exception:  # pylint: disable=broad-except
-      pass  # a factory that cannot take arrays, or a refused value: find out
-    for value in array[1:]:
-      try:
-        make_optimizer(**fixed, **{**first, name: value.item()})
-      except ValueError as e:
-        raise ValueError(
-            f"grid[{name!r}] holds {value.item()!r}, which {factory} refuses: "
-            f"{e}"
-        ) from None
-
-
-def _check_x0(f, x0, batch=None) -> tuple[int, Any]:
-  """x0's leaves share a leading seed axis, and f is scalar at one seed.
-
-  Returns:
-    ``(n_seeds, one_seed)``, one_seed the shapes of x0[0].
-  """
-  _checks.function(f, "f", what="a callable objective", hashable=True)
-  leaves = jax.tree.leaves(x0)
-  if not leaves:
-    raise ValueError(f"x0 must hold at least one array, got {x0!r}.")
-  shapes = [np.shape(leaf) for leaf in leaves]
-  if any(len(s) == 0 for s in shapes) or len({s[0] for s in shapes}) != 1:
-    raise ValueError(
-        f"x0 must have a leading seed axis shared by every leaf (one initial "
-        f"point per seed), got leaf shapes {shapes}."
-    )
-  if shapes[0][0] == 0:
-    raise ValueError(
-        f"x0 must hold at least one initial point (seed), got leaf shapes "
-        f"{shapes}."
-    )
-  one_seed = jax.tree.map(
-      lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], jnp.result_type(a)), x0
-  )
-  _checks.float_tree(one_seed, "x0", shapes_ok=True)
-  try:
-    args = (one_seed,) if batch is None else (one_seed, batch)
-    _checks.scalar_output(f, args, "one seed of x0")
-  except ValueError as e:
-    raise ValueError(
-        f"{str(e).rstrip('.')} (x0 must have a leading seed axis, x0[i] "
-        f"being the i-th initial point; its leaf shapes are {shapes})."
-    ) from None
-  return shapes[0][0], one_seed
-
-
-def _check_size(n_runs: int, steps: int, n_records: int, one_seed) -> None:
-  """Refuses a sweep whose records and states would not fit in memory.
-
-  Per run: ``n_records`` float32 records per step, and the params with room
-  for the optimizer's state and the gradient (four copies).
-  """
-  point = sum(math.prod(s.shape) * np.dtype(s.dtype).itemsize
-              for s in jax.tree.leaves(one_seed))
-  nbytes = n_runs * (steps * 4.0 * n_records + 4.0 * point)
-  _checks.allocation(
-      "grid, x0 and steps", None, nbytes, "the records and states of the runs",
-      given=f"{n_runs:,} runs x {steps:,} steps of {point:,} bytes of params",
-  )
-
-
-def inject_traced(
-    make_optimizer: Callable[..., optax.GradientTransformation],
-    traced: Sequence[str],
-):
-  """``optax.inject_hyperparams(make_optimizer)`` that traces ``traced`` only.
-
-  Every other named argument, given or left at its default, stays the Python
-  value a direct call would use: traced defaults would be float32 copies (a
-  sweep cell drifting from the matching ``minimize`` run in the last bits)
-  and would break a factory's Python checks (``optax.lbfgs``'s
-  ``if memory_size < 1``). Shared with the compare_optimizers job.
-  """
-  accepted = _checks.keyword_names(make_optimizer, open_ok=True)
-  names = accepted[0] if accepted is not None else ()
-  static = tuple(name for name in names if name not in traced)
-  return optax.inject_hyperparams(make_optimizer, static_args=static)
-
-
-def _make_optimizer(make_optimizer, fixed, hparams):
-  factory = inject_traced(make_optimizer, tuple(hparams))
-  return optax.with_extra_args_support(factory(**dict(fixed), **hparams))
+# Re-exported: the names a sweep's users and the compare job import from here.
+SweepResult = _sweep_result.SweepResult
+METRICS = _sweep_result.METRICS
+inject_traced = _grid.inject_traced
 
 
 def _constrain(tree, sharding):
@@ -382,7 +65,7 @@ def _constrain(tree, sharding):
 
 def _init_program(make_optimizer, fixed, sharding, hparams, x0):
   def one(hp, x):
-    opt = _make_optimizer(make_optimizer, fixed, hp)
+    opt = _grid.traced_optimizer(make_optimizer, fixed, hp)
     return _loop.init_carry(opt, x)
 
   return _constrain(jax.vmap(one)(hparams, x0), sharding)
@@ -410,7 +93,7 @@ def _chunk_program(
   """
 
   def one(hp, c, key_data):
-    opt = _make_optimizer(make_optimizer, fixed, hp)
+    opt = _grid.traced_optimizer(make_optimizer, fixed, hp)
     c, records, evals = _loop.scan_steps(
         f, opt, c, t0, chunk, steps=steps, feed=_feed(spec, data, key_data),
         evaluate=evaluate, every=every, record=record,
@@ -606,7 +289,7 @@ def sweep(
   steps = _checks.integer("steps", steps, maximum=_checks.INT32_MAX)
   chunk_steps = _checks.integer("chunk_steps", chunk_steps)
   record = _checks.records(record, ("value", "grad_norm"))
-  names, values, fixed_items = _check_grid(make_optimizer, grid, fixed)
+  names, values, fixed_items = _grid.check_grid(make_optimizer, grid, fixed)
   batch = None
   if data is not None:
     n_examples = data_lib.check_data(data)
@@ -614,7 +297,7 @@ def sweep(
         lambda a: jax.ShapeDtypeStruct(
             (min(batch_size, n_examples) if isinstance(batch_size, int)
              else 1, *np.shape(a)[1:]), jnp.result_type(a)), data)
-  n_seeds, one_seed = _check_x0(f, x0, batch)
+  n_seeds, one_seed = _grid.check_x0(f, x0, batch)
   batch_size, every = _checks.stochastic(
       one_seed, steps=steps, tol=None, data=data, batch_size=batch_size,
       key=key, evaluate=evaluate, eval_every=eval_every,
@@ -622,7 +305,7 @@ def sweep(
 
   grid_shape = tuple(v.size for v in values)
   n_runs = math.prod(grid_shape) * n_seeds
-  _check_size(n_runs, steps, len(record), one_seed)
+  _grid.check_size(n_runs, steps, len(record), one_seed)
   mesh = Mesh(np.array(jax.devices()), (_AXIS,))
   n_dev = mesh.devices.size
   padded = -(-n_runs // n_dev) * n_dev
