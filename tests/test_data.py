@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -43,21 +44,38 @@ def _reference_batch(key, t, n, b):
   return _reference_permute(jax.random.fold_in(key, epoch), positions, n)
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 7, 10, 64, 97, 1000])
+PERMUTE_NS = (1, 2, 3, 7, 10, 64, 97, 1000)
+
+
+@functools.lru_cache(maxsize=None)
+def _permutations():
+  """permute(key(seed), arange(n), n) for seeds 0, 1, 2 and every n, in one program."""
+
+  @jax.jit
+  def permutations(seeds):
+    keys = jax.vmap(jax.random.key)(seeds)
+    return {n: jax.vmap(lambda k, n=n: data.permute(k, jnp.arange(n), n))(keys)
+            for n in PERMUTE_NS}
+
+  return {n: np.asarray(pi) for n, pi in permutations(jnp.arange(3)).items()}
+
+
+@pytest.mark.parametrize("n", PERMUTE_NS)
 def test_permute_is_a_bijection_of_range_n(n):
-  for seed in range(3):
-    pi = np.asarray(data.permute(jax.random.key(seed), jnp.arange(n), n))
+  pis = _permutations()[n]
+  assert pis.shape == (3, n) and pis.dtype == np.int32
+  for pi in pis:  # seeds 0, 1, 2
     np.testing.assert_array_equal(np.sort(pi), np.arange(n))
 
 
 def test_permute_is_close_to_uniform():
   # Over 20,000 keys, pi(0) and the pair (pi(0), pi(1)) of a permutation of
   # [0, 5) hit every value (every ordered pair) about equally often.
-  keys = jax.random.split(jax.random.key(0), 20_000)
-  pis = np.asarray(jax.vmap(lambda k: data.permute(k, jnp.arange(2), 5))(keys))
-  first = np.bincount(pis[:, 0], minlength=5) / len(keys)
+  pis = np.asarray(jax.jit(lambda key: jax.vmap(lambda k: data.permute(k, jnp.arange(2), 5))(
+      jax.random.split(key, 20_000)))(jax.random.key(0)))  # one program
+  first = np.bincount(pis[:, 0], minlength=5) / len(pis)
   np.testing.assert_allclose(first, 0.2, atol=0.015)
-  pairs = np.bincount(pis[:, 0] * 5 + pis[:, 1], minlength=25) / len(keys)
+  pairs = np.bincount(pis[:, 0] * 5 + pis[:, 1], minlength=25) / len(pis)
   off_diagonal = pairs[[i * 5 + j for i in range(5) for j in range(5) if i != j]]
   np.testing.assert_allclose(off_diagonal, 1 / 20, atol=0.012)
   assert pairs[[i * 6 for i in range(5)]].sum() == 0  # pi(0) != pi(1)
@@ -121,11 +139,12 @@ def test_traced_step_under_scan_and_traced_key_under_vmap_match_python_calls():
 
 def test_minibatch_takes_the_same_rows_of_every_leaf():
   n = 30
-  features = jnp.arange(n * 2, dtype=jnp.float32).reshape(n, 2)
-  tree = {"x": features, "y": jnp.arange(n), "pair": (jnp.arange(n) * 10, features[:, :1])}
+  features = np.arange(n * 2, dtype=np.float32).reshape(n, 2)
+  tree = jax.device_put({"x": features, "y": np.arange(n, dtype=np.int32),
+                         "pair": (np.arange(n, dtype=np.int32) * 10, features[:, :1])})
   key = jax.random.key(4)
   batch = jax.jit(lambda t: data.minibatch(tree, key, t, 7))(jnp.int32(9))
-  index = data.batch_indices(key, 9, n, 7)
+  index = np.asarray(data.batch_indices(key, 9, n, 7))
   np.testing.assert_array_equal(batch["y"], index)
   np.testing.assert_array_equal(batch["x"], features[index])
   np.testing.assert_array_equal(batch["pair"][0], index * 10)
@@ -159,9 +178,11 @@ def test_split_is_a_seeded_disjoint_cover():
   np.testing.assert_array_equal(again["validation"][1], ids["validation"])
   other = data.split(tree, {"train": None, "validation": 10, "test": 5}, jax.random.key(1))
   assert not np.array_equal(other["validation"][1], ids["validation"])
-  exact = data.split(tree, {"a": 20, "b": 30}, jax.random.key(0))
-  assert exact["a"][0].shape == (20, 3) and exact["b"][1].shape == (30,)
-  assert isinstance(data.Dataset(**data.split(tree, {"train": 30, "validation": 10, "test": 10},
+  # Sizes that add up to n, no None part (the pieces of the split above).
+  exact = data.split(tree, {"a": 35, "b": 15}, jax.random.key(0))
+  assert exact["a"][0].shape == (35, 3) and exact["b"][1].shape == (15,)
+  np.testing.assert_array_equal(exact["b"][1], permutation[35:])
+  assert isinstance(data.Dataset(**data.split(tree, {"train": 35, "validation": 10, "test": 5},
                                               jax.random.key(0))).test, tuple)
 
 

@@ -23,6 +23,12 @@ def _get(name, **kwargs):
   return problems.get(name, **kwargs)
 
 
+@functools.lru_cache(maxsize=None)
+def _quadratic_8():
+  """quadratic(kappa=50, dim=8), rotated: one build (one fn) for the module."""
+  return problems.get("quadratic", kappa=50.0, dim=8, key=jax.random.key(2))
+
+
 def _cube(x):
   return x[0] ** 3
 
@@ -37,16 +43,21 @@ def _neg_square(x):
 def test_descent_direction_is_the_sign_of_the_directional_derivative():
   f = _get("rosenbrock").fn
   x = jnp.array([-1.0, 2.0])
-  g = jax.grad(f)(x)
-  assert bool(landscape.is_descent_direction(f, x, -g))  # steepest descent
-  assert not bool(landscape.is_descent_direction(f, x, g))
-  orthogonal = jnp.array([-g[1], g[0]])
-  assert not bool(landscape.is_descent_direction(f, x, orthogonal))  # D_p f = 0
+  g = np.asarray(jax.jit(jax.grad(f))(x))
+  orthogonal = np.array([-g[1], g[0]])
   # p descends exactly when it is within 90 degrees of -g (cos alpha < 0 with g).
-  for angle in (0.0, 1.0, 1.5, 1.65, 2.5, 3.1):
-    c, s = np.cos(angle), np.sin(angle)
-    p = jnp.array([[c, -s], [s, c]]) @ -g
-    assert bool(landscape.is_descent_direction(f, x, p)) == (c > 0), angle
+  angles = (0.0, 1.0, 1.5, 1.65, 2.5, 3.1)
+  rotated = [np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32) @ -g
+             for a in angles]
+  directions = jnp.asarray(np.stack([-g, g, orthogonal, *rotated]), jnp.float32)
+  # Every direction in one program (is_descent_direction is traceable).
+  descends = np.asarray(jax.jit(jax.vmap(
+      lambda p: landscape.is_descent_direction(f, x, p)))(directions))
+  assert descends[0]  # steepest descent
+  assert not descends[1]
+  assert not descends[2]  # D_p f = 0
+  for angle, got in zip(angles, descends[3:]):
+    assert bool(got) == (np.cos(angle) > 0), angle
 
 
 def test_descent_direction_rejects_a_misshapen_direction():
@@ -97,7 +108,7 @@ def test_classify_rejects_bad_arguments():
 
 def test_local_minimum_by_the_epsilon_ball_definition():
   him = _get("himmelblau")
-  for x in him.minimizers:
+  for x in np.asarray(him.minimizers):
     assert bool(landscape.is_local_minimum(him.fn, x, KEY))
   for x, _ in him.stationary_points:  # the maximum and the saddles
     assert not bool(landscape.is_local_minimum(him.fn, x, KEY))
@@ -126,11 +137,13 @@ def test_local_minimum_rejects_bad_arguments():
 )
 def test_convexity_test_separates_convex_from_non_convex(name, convex):
   p = _get(name)
-  report = landscape.convexity_test(p.fn, KEY, p.bounds, n_pairs=256)
-  assert report.n_points == 256 * 8
+  # The default n_pairs: the chord sampler is the one the other tests compile.
+  report = landscape.convexity_test(p.fn, KEY, p.bounds)
+  assert report.n_points == 1024 * 8
   if convex:
     assert report.violation_fraction == 0.0
-    assert report.worst_violation <= 1e-5 * max(1.0, abs(float(p.fn(report.worst_x1))))
+    f_x1 = float(jax.jit(p.fn)(report.worst_x1))
+    assert report.worst_violation <= 1e-5 * max(1.0, abs(f_x1))
   else:
     assert report.violation_fraction > 0.05
     # The worst chord really violates the inequality (recomputed in float64).
@@ -138,8 +151,9 @@ def test_convexity_test_separates_convex_from_non_convex(name, convex):
     x1 = np.asarray(report.worst_x1, np.float64)
     x2 = np.asarray(report.worst_x2, np.float64)
     with jax.enable_x64(True):
-      f = lambda x: float(p.fn(jnp.asarray(x, jnp.float64)))
-      gap = f(a * x1 + (1 - a) * x2) - (a * f(x1) + (1 - a) * f(x2))
+      f_mid, f1, f2 = (float(v) for v in jax.jit(jax.vmap(p.fn))(
+          jnp.asarray(np.stack([a * x1 + (1 - a) * x2, x1, x2]), jnp.float64)))
+    gap = f_mid - (a * f1 + (1 - a) * f2)
     assert gap == pytest.approx(report.worst_violation, rel=1e-3)
     assert gap > 1.0
 
@@ -167,23 +181,29 @@ def test_smoothness_of_quadratic_kappa_50_is_50():
 
 
 def test_smoothness_matches_the_hessian_spectrum():
-  q = problems.get("quadratic", kappa=50.0, dim=8, key=jax.random.key(2))
+  q = _quadratic_8()
   assert float(landscape.smoothness(q.fn, jnp.ones(8))) == pytest.approx(50.0, rel=1e-3)
   # Away from a quadratic: the largest |eigenvalue| of the Hessian at x.
   him = _get("himmelblau")
   for x in (jnp.array([1.0, -0.5]), jnp.array([-0.270845, -0.923039])):
-    top = np.max(np.abs(np.linalg.eigvalsh(np.asarray(jax.jit(jax.hessian(him.fn))(x)))))
+    top = np.max(np.abs(np.linalg.eigvalsh(_flat_hessian(him.fn, x))))
     assert float(landscape.smoothness(him.fn, x, key=KEY)) == pytest.approx(top, rel=1e-3)
   # Eigenvalues +-2: the magnitude, not the sign.
   assert float(landscape.smoothness(_get("saddle").fn, jnp.zeros(2))) == pytest.approx(2.0)
   # Gradient descent with eta = 1/L decreases the quadratic at every step.
   x = jnp.ones(8)
   eta = 1 / float(landscape.smoothness(q.fn, x))
-  step = jax.jit(lambda x: x - eta * jax.grad(q.fn)(x))
-  values = [float(q.fn(x))]
-  for _ in range(20):
-    x = step(x)
-    values.append(float(q.fn(x)))
+
+  @jax.jit
+  def descend(x):
+    def step(x, _):
+      x = x - eta * jax.grad(q.fn)(x)
+      return x, q.fn(x)
+    return q.fn(x), jax.lax.scan(step, x, None, length=20)[1]
+
+  first, rest = descend(x)
+  values = [float(first), *np.asarray(rest).tolist()]
+  assert len(values) == 21
   assert all(b < a for a, b in zip(values, values[1:]))
 
 
@@ -209,7 +229,7 @@ def test_multistart_finds_himmelblau_four_minima_maximum_and_saddles():
     assert np.sum(np.max(np.abs(minima - r), axis=1) < 1e-5) == 1
   (maximum,) = [x for x, kind in found if kind == "maximum"]
   np.testing.assert_allclose(maximum, [-0.270845, -0.923039], atol=1e-5)
-  values = [float(p.fn(x)) for x, _ in found]
+  values = np.asarray(jax.jit(jax.vmap(p.fn))(jnp.stack([x for x, _ in found]))).tolist()
   assert values == sorted(values)
 
 
@@ -282,7 +302,7 @@ def test_vector_valued_f_bad_keys_and_complex_points_are_refused():
     landscape.is_local_minimum(vector, jnp.zeros(2), key)
   with pytest.raises(ValueError, match="f must return a scalar at x"):
     landscape.convexity_test(vector, key, box)
-  booth = problems.get("booth").fn
+  booth = _get("booth").fn
   for bad in (0, jnp.zeros(3, jnp.uint32), "key"):
     with pytest.raises(ValueError, match="key must be a jax.random key"):
       landscape.convexity_test(booth, bad, box)
@@ -292,7 +312,7 @@ def test_vector_valued_f_bad_keys_and_complex_points_are_refused():
 
 
 def test_half_precision_points_and_boxes_are_computed_in_float32():
-  booth = problems.get("booth").fn  # convex, minimum at (1, 3)
+  booth = _get("booth").fn  # convex, minimum at (1, 3)
   for dtype in (jnp.float16, jnp.bfloat16):
     assert landscape.classify_stationary_point(
         booth, jnp.array([1.0, 3.0], dtype)) == "minimum"
@@ -352,13 +372,24 @@ def _quadratic_with_eigenvalues(eigenvalues, seed=0):
   return lambda x: 0.5 * x @ (a @ x)
 
 
+_HESSIANS = {}
+
+
+def _flat_hessian(f, x):
+  """The full Hessian of f at the flattened x, float64; one program per f."""
+  flat, unravel = ravel_pytree(x)
+  if f not in _HESSIANS:  # every f here takes one structure of x
+    _HESSIANS[f] = jax.jit(jax.hessian(lambda z: f(unravel(z))))
+  return np.asarray(_HESSIANS[f](flat), np.float64)
+
+
 def _top_eigenvalue(f, x):
   """The reference: eigvalsh of the full Hessian of f at the flattened x."""
-  flat, unravel = ravel_pytree(x)
-  h = np.asarray(jax.jit(jax.hessian(lambda z: f(unravel(z))))(flat), np.float64)
+  h = _flat_hessian(f, x)
   return float(np.linalg.eigvalsh((h + h.T) / 2)[-1])
 
 
+@functools.lru_cache(maxsize=None)
 def _mlp():
   """A 3-4-2 tanh MLP with squared error on 16 fixed examples: a pytree x."""
   rng = np.random.default_rng(1)
@@ -376,7 +407,7 @@ def _mlp():
 
 
 def test_sharpness_of_quadratics_is_the_largest_eigenvalue_of_a():
-  q = problems.get("quadratic", kappa=50.0, dim=8, key=jax.random.key(2))
+  q = _quadratic_8()
   assert float(landscape.sharpness(q.fn, jnp.ones(8))) == pytest.approx(50.0, rel=1e-4)
   # The largest algebraic eigenvalue, not the largest magnitude: where a
   # negative eigenvalue dominates, power iteration alone would answer -10.
@@ -408,11 +439,11 @@ def test_sharpness_matches_eigvalsh_of_the_full_hessian():
 
 def test_sharpness_is_pure_and_jittable_and_vmappable():
   him = _get("himmelblau")
-  xs = jnp.array([[1.0, -0.5], [3.0, 2.0], [-2.0, 1.0]])
+  xs = np.array([[1.0, -0.5], [3.0, 2.0], [-2.0, 1.0]], np.float32)
   expected = [_top_eigenvalue(him.fn, x) for x in xs]
   jitted = jax.jit(lambda x: landscape.sharpness(him.fn, x))
   np.testing.assert_allclose([float(jitted(x)) for x in xs], expected, rtol=1e-3)
-  batched = jax.vmap(lambda x: landscape.sharpness(him.fn, x))(xs)
+  batched = jax.vmap(lambda x: landscape.sharpness(him.fn, x))(jnp.asarray(xs))
   np.testing.assert_allclose(batched, expected, rtol=1e-3)
 
 
@@ -420,7 +451,7 @@ def test_preconditioned_sharpness_is_the_top_eigenvalue_of_the_rescaled_hessian(
   loss, params = _mlp()
   flat, unravel = ravel_pytree(params)
   p_flat = jnp.asarray(np.random.default_rng(3).uniform(0.1, 2.0, flat.size), jnp.float32)
-  h = np.asarray(jax.jit(jax.hessian(lambda z: loss(unravel(z))))(flat), np.float64)
+  h = _flat_hessian(loss, params)
   s = np.diag(1 / np.sqrt(np.asarray(p_flat, np.float64)))
   expected = float(np.linalg.eigvalsh(s @ h @ s)[-1])
   got = float(landscape.preconditioned_sharpness(loss, params, unravel(p_flat)))
@@ -435,21 +466,27 @@ def test_preconditioner_reads_adagrad_rmsprop_and_adam_states():
   x = jnp.array([1.0, -2.0])
 
   def state_after(opt, steps=3):
-    state, y = opt.init(x), x
-    for _ in range(steps):
-      updates, state = opt.update(jax.grad(f)(y), state, y)
-      y = optax.apply_updates(y, updates)
-    return state
+    @jax.jit  # the three steps in one program, not op by op
+    def run(x):
+      state, y = opt.init(x), x
+      for _ in range(steps):
+        updates, state = opt.update(jax.grad(f)(y), state, y)
+        y = optax.apply_updates(y, updates)
+      return state
+
+    return run(x)
 
   adam = state_after(optim.adam(0.1, b2=0.99, eps=1e-3))
   nu = adam[0].nu
   np.testing.assert_allclose(landscape.preconditioner(adam, b2=0.99, eps=1e-3),
-                             jnp.sqrt(nu / (1 - 0.99**3)) + 1e-3, rtol=1e-6)
+                             np.sqrt(np.asarray(nu) / np.float32(1 - 0.99**3)) + np.float32(1e-3),
+                             rtol=1e-6)
   rms = state_after(optim.rmsprop(0.1))
-  np.testing.assert_allclose(landscape.preconditioner(rms), jnp.sqrt(rms[0].nu) + 1e-8)
+  np.testing.assert_allclose(landscape.preconditioner(rms),
+                             np.sqrt(np.asarray(rms[0].nu)) + np.float32(1e-8))
   ada = state_after(optim.adagrad(0.1))
   np.testing.assert_allclose(landscape.preconditioner(ada),
-                             jnp.sqrt(ada[0].sum_of_squares) + 1e-10)
+                             np.sqrt(np.asarray(ada[0].sum_of_squares)) + np.float32(1e-10))
   # optax.inject_hyperparams keeps eps and b2 in the state: they are read there.
   injected = state_after(optax.inject_hyperparams(optim.adam)(
       learning_rate=0.1, b2=0.99, eps=1e-3))

@@ -5,6 +5,8 @@ recursions written from the notes' formulas, the linear rates of Polyak's
 theory on a quadratic, and the known minima of a parabola and of Rosenbrock.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,27 +29,37 @@ def parabola(x):
   return jnp.sum(jnp.array([1.0, 10.0]) * (x - jnp.array(PARABOLA_MIN)) ** 2)
 
 
-def trajectory(opt, f, x0, steps):
-  """x_1, ..., x_steps of opt on f from x0, one jitted scan.
+def _scan(opt, f, x0, steps):
+  def step(carry, _):
+    x, state = carry
+    value, grad = jax.value_and_grad(f)(x)
+    updates, state = opt.update(
+        grad, state, x, value=value, grad=grad, value_fn=f
+    )
+    x = optax.apply_updates(x, updates)
+    return (x, state), x
 
-  Every optimizer gets the line-search keyword arguments; the chains ignore
-  the ones they do not use.
+  return jax.lax.scan(step, (x0, opt.init(x0)), None, length=steps)[1]
+
+
+def trajectories(*runs):
+  """For each run (opt, f, x0, steps): x_1, ..., x_steps of opt on f from x0.
+
+  One jitted program holds every run's scan (one compilation, not one per
+  run). Every optimizer gets the line-search keyword arguments; the chains
+  ignore the ones they do not use.
   """
 
   @jax.jit
-  def run(x0):
-    def step(carry, _):
-      x, state = carry
-      value, grad = jax.value_and_grad(f)(x)
-      updates, state = opt.update(
-          grad, state, x, value=value, grad=grad, value_fn=f
-      )
-      x = optax.apply_updates(x, updates)
-      return (x, state), x
+  def run(x0s):
+    return [_scan(opt, f, x0, steps) for (opt, f, _, steps), x0 in zip(runs, x0s)]
 
-    return jax.lax.scan(step, (x0, opt.init(x0)), None, length=steps)[1]
+  return [np.asarray(xs) for xs in run([jnp.asarray(r[2], jnp.float32) for r in runs])]
 
-  return np.asarray(run(jnp.asarray(x0, jnp.float32)))
+
+def trajectory(opt, f, x0, steps):
+  """x_1, ..., x_steps of opt on f from x0, one jitted scan."""
+  return trajectories((opt, f, x0, steps))[0]
 
 
 # --- trajectories equal optax's where the algorithms coincide -----------------
@@ -78,22 +90,27 @@ TWINS = {
 @pytest.mark.parametrize("name", list(TWINS))
 def test_trajectory_equals_optax_over_100_rosenbrock_steps(name):
   ours, theirs = TWINS[name]
-  xs = trajectory(ours, rosenbrock, X0_ROSENBROCK, 100)
-  ref = trajectory(theirs, rosenbrock, X0_ROSENBROCK, 100)
+  xs, ref = trajectories((ours, rosenbrock, X0_ROSENBROCK, 100),
+                         (theirs, rosenbrock, X0_ROSENBROCK, 100))
   assert np.max(np.abs(ref - np.asarray(X0_ROSENBROCK))) > 0.05  # it moved
   np.testing.assert_allclose(xs, ref, rtol=1e-5, atol=1e-5)
 
 
 def test_rmsprop_differs_from_optax_default_eps_inside_the_root():
   # The docstring's claim: optax's default puts eps inside sqrt, ours outside.
-  xs = trajectory(wo.rmsprop(1e-2, eps=0.1), parabola, (0.0, 0.0), 20)
-  ref = trajectory(optax.rmsprop(1e-2, eps=0.1), parabola, (0.0, 0.0), 20)
+  xs, ref = trajectories((wo.rmsprop(1e-2, eps=0.1), parabola, (0.0, 0.0), 20),
+                         (optax.rmsprop(1e-2, eps=0.1), parabola, (0.0, 0.0), 20))
   assert np.max(np.abs(xs - ref)) > 1e-2 * np.max(np.abs(ref))
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_grad(f):
+  return jax.jit(jax.grad(f))
 
 
 def numpy_steps(rule, f, x0, steps):
   """Iterates of a hand-written update rule(t, x, grad) -> x, in float64."""
-  grad = jax.grad(f)
+  grad = _jitted_grad(f)  # the gradient in float32, as the optimizers see it
   x, xs = np.asarray(x0, np.float64), []
   for t in range(1, steps + 1):
     x = rule(t, x, np.asarray(grad(jnp.asarray(x, jnp.float32)), np.float64))
@@ -110,16 +127,14 @@ def test_adagrad_follows_the_recursion_with_eps_outside_the_root():
     return x - eta * g / (np.sqrt(acc["G"]) + eps)
 
   ref = numpy_steps(rule, parabola, (0.0, 0.0), 30)
-  xs = trajectory(wo.adagrad(eta, eps=eps), parabola, (0.0, 0.0), 30)
-  np.testing.assert_allclose(xs, ref, rtol=1e-5, atol=1e-6)
   # With eps negligible it takes the steps of optax.adagrad from G_0 = 0.
-  ours = trajectory(wo.adagrad(eta, eps=1e-30), rosenbrock, X0_ROSENBROCK, 50)
-  theirs = trajectory(
-      optax.adagrad(eta, initial_accumulator_value=0.0, eps=1e-30),
-      rosenbrock,
-      X0_ROSENBROCK,
-      50,
+  xs, ours, theirs = trajectories(
+      (wo.adagrad(eta, eps=eps), parabola, (0.0, 0.0), 30),
+      (wo.adagrad(eta, eps=1e-30), rosenbrock, X0_ROSENBROCK, 50),
+      (optax.adagrad(eta, initial_accumulator_value=0.0, eps=1e-30),
+       rosenbrock, X0_ROSENBROCK, 50),
   )
+  np.testing.assert_allclose(xs, ref, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
@@ -138,12 +153,12 @@ def test_momentum_under_a_schedule_follows_the_notes_recursion():
     return x + g  # x_t = x_{t-1} + g_t
 
   ref = numpy_steps(rule, parabola, (0.0, 0.0), 40)
-  xs = trajectory(wo.momentum(ETA, decay=LAMBDA), parabola, (0.0, 0.0), 40)
-  np.testing.assert_allclose(xs, ref, rtol=1e-5, atol=1e-6)
-  # optax.sgd rescales the whole velocity by today's eta_t: another path.
-  theirs = trajectory(
-      optax.sgd(ETA, momentum=LAMBDA), parabola, (0.0, 0.0), 40
+  xs, theirs = trajectories(
+      (wo.momentum(ETA, decay=LAMBDA), parabola, (0.0, 0.0), 40),
+      # optax.sgd rescales the whole velocity by today's eta_t: another path.
+      (optax.sgd(ETA, momentum=LAMBDA), parabola, (0.0, 0.0), 40),
   )
+  np.testing.assert_allclose(xs, ref, rtol=1e-5, atol=1e-6)
   assert np.max(np.abs(theirs - xs)) > 1e-2
 
 
@@ -259,10 +274,13 @@ def test_armijo_takes_the_first_step_that_decreases_enough():
   f = lambda x: jnp.sum(x**2)
   opt = wo.armijo_gd(learning_rate=10.0, c=1e-4, shrink=0.5)
   x = jnp.array([1.0])
-  value, grad = jax.value_and_grad(f)(x)
-  updates, state = opt.update(
-      grad, opt.init(x), x, value=value, grad=grad, value_fn=f
-  )
+
+  @jax.jit  # one program, not op by op
+  def search(x):
+    value, grad = jax.value_and_grad(f)(x)
+    return opt.update(grad, opt.init(x), x, value=value, grad=grad, value_fn=f)
+
+  updates, state = search(x)
   armijo = state[1]
   assert float(armijo.step_size) == 0.625
   assert int(armijo.num_backtracks) == 4
@@ -321,10 +339,8 @@ CONVERGING = {
 @pytest.mark.parametrize("name", list(CONVERGING))
 def test_reaches_the_minimum_of_a_parabola_and_of_rosenbrock(name):
   opt = CONVERGING[name]
-  for f, x0, x_star in (
-      (parabola, (0.0, 0.0), PARABOLA_MIN),
-      (rosenbrock, X0_ROSENBROCK, (1.0, 1.0)),
-  ):
-    xs = trajectory(opt, f, x0, 10_000)
+  problems = ((parabola, (0.0, 0.0), PARABOLA_MIN), (rosenbrock, X0_ROSENBROCK, (1.0, 1.0)))
+  runs = trajectories(*((opt, f, x0, 10_000) for f, x0, _ in problems))
+  for (f, _, x_star), xs in zip(problems, runs):
     error = np.linalg.norm(xs - np.asarray(x_star), axis=1)
     assert error[-1] < 1e-3, (f.__name__, error[-1])

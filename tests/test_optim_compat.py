@@ -6,6 +6,8 @@ traced and vmapped through ``optax.inject_hyperparams``, work under
 compile once, and refuse bad hyperparameters in one sentence.
 """
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -100,15 +102,18 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
 def test_every_hyperparameter_injectable_traced_and_vmapped(name):
   factory, _ = FACTORIES[name]
   injected = optax.inject_hyperparams(factory)
-  direct = [jax.jit(lambda: run(build(name, i), start()))() for i in (0, 1)]
 
-  @jax.jit
   @jax.vmap
   def sweep(hp):
     return run(injected(**hp), start())
 
+  # The sweep and both direct runs in one program.
+  @jax.jit
+  def runs(batch):
+    return sweep(batch), [run(build(name, i), start()) for i in (0, 1)]
+
   batch = {k: jnp.asarray(v) for k, v in FACTORIES[name][1].items()}
-  swept = sweep(batch)
+  swept, direct = runs(batch)
   for i in (0, 1):
     assert_trees_close(jax.tree.map(lambda x: x[i], swept), direct[i])
   # The two hyperparameter sets lead to different points: the sweep is real.
@@ -129,22 +134,19 @@ def test_composes_in_chain_like_its_optax_twin():
       optax.add_decayed_weights(0.1),
       optax.adam(0.1),
   )
-  assert_trees_close(
-      jax.jit(lambda: run(ours, start(), 8))(),
-      jax.jit(lambda: run(theirs, start(), 8))(),
-  )
+  assert_trees_close(*jax.jit(lambda: (run(ours, start(), 8), run(theirs, start(), 8)))())
 
 
 def test_armijo_step_size_is_found_through_chain_and_inject():
-  for opt in (
+  opts = (
       optax.chain(optax.clip_by_global_norm(100.0), wo.armijo_gd(4.0)),
       optax.inject_hyperparams(wo.armijo_gd)(learning_rate=4.0),
       optax.chain(optax.inject_hyperparams(wo.armijo_gd)(learning_rate=4.0)),
-  ):
-    params = start()
-    _, state = jax.jit(
-        lambda p: update(opt, jax.grad(loss)(p), opt.init(p), p)
-    )(params)
+  )
+  # The three first steps in one program.
+  states = jax.jit(lambda p: [update(opt, jax.grad(loss)(p), opt.init(p), p)[1]
+                              for opt in opts])(start())
+  for state in states:
     # From 0 along -grad f(0) = 2 s t the loss is sum s t^2 (2 eta s - 1)^2:
     # the coordinate with s = 4 grows for eta > 0.25, so 4, 2, 1 and 0.5 are
     # refused and 0.25 (f: 35.08 -> 16.30) is the first accepted.
@@ -154,36 +156,51 @@ def test_armijo_step_size_is_found_through_chain_and_inject():
 # --- optax.apply_if_finite and optax.MultiSteps --------------------------------
 
 
+@functools.lru_cache(maxsize=None)
+def wrapped_updates(name):
+  """The first updates of ``name`` under apply_if_finite and MultiSteps, next
+  to the plain optimizer's, in one program per optimizer (both tests read it)."""
+
+  @jax.jit
+  def compute():
+    params = start()
+    grads = jax.grad(loss)(params)
+    reference = build(name)
+    expected, _ = update(reference, grads, reference.init(params), params)
+    out = {"grads": grads, "expected": expected}
+    # apply_if_finite: a NaN step is skipped (and counted), a finite one taken.
+    opt = optax.apply_if_finite(build(name), max_consecutive_errors=3)
+    state = opt.init(params)
+    nan_grads = jax.tree.map(lambda g: jnp.full_like(g, jnp.nan), grads)
+    out["finite_skipped"], state = update(opt, nan_grads, state, params, grad=grads)
+    out["notfinite_count"] = state.notfinite_count
+    out["finite_taken"], _ = update(opt, grads, state, params)
+    # MultiSteps: two mini-steps whose mean is grads make one step.
+    opt = optax.MultiSteps(build(name), every_k_schedule=2)
+    state = opt.init(params)
+    first = jax.tree.map(lambda g: 1.5 * g, grads)
+    second = jax.tree.map(lambda g: 0.5 * g, grads)  # their mean is grads
+    out["multi_first"], state = update(opt, first, state, params, grad=grads)
+    out["multi_second"], _ = update(opt, second, state, params, grad=grads)
+    return out
+
+  return compute()
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_works_under_apply_if_finite(name):
-  opt = optax.apply_if_finite(build(name), max_consecutive_errors=3)
-  params = start()
-  state = opt.init(params)
-  grads = jax.grad(loss)(params)
-  nan_grads = jax.tree.map(lambda g: jnp.full_like(g, jnp.nan), grads)
-  updates, state = update(opt, nan_grads, state, params, grad=grads)
-  chex.assert_trees_all_equal(updates, jax.tree.map(jnp.zeros_like, grads))
-  assert int(state.notfinite_count) == 1
-  updates, state = update(opt, grads, state, params)
-  reference = build(name)
-  expected, _ = update(reference, grads, reference.init(params), params)
-  assert_trees_close(updates, expected)
+  out = wrapped_updates(name)
+  chex.assert_trees_all_equal(out["finite_skipped"], jax.tree.map(jnp.zeros_like, out["grads"]))
+  assert int(out["notfinite_count"]) == 1
+  assert_trees_close(out["finite_taken"], out["expected"])
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_works_under_multisteps(name):
-  opt = optax.MultiSteps(build(name), every_k_schedule=2)
-  params = start()
-  state = opt.init(params)
-  grads = jax.grad(loss)(params)
-  first = jax.tree.map(lambda g: 1.5 * g, grads)
-  second = jax.tree.map(lambda g: 0.5 * g, grads)  # their mean is grads
-  updates, state = update(opt, first, state, params, grad=grads)
-  chex.assert_trees_all_equal(updates, jax.tree.map(jnp.zeros_like, grads))
-  updates, state = update(opt, second, state, params, grad=grads)
-  reference = build(name)
-  expected, _ = update(reference, grads, reference.init(params), params)
-  assert_trees_close(updates, expected)
+  out = wrapped_updates(name)
+  chex.assert_trees_all_equal(out["multi_first"], jax.tree.map(jnp.zeros_like, out["grads"]))
+  updates = out["multi_second"]
+  assert_trees_close(updates, out["expected"])
   assert np.max(np.abs(updates["w"])) > 1e-3
 
 
@@ -196,15 +213,22 @@ def test_bfloat16_params_stay_bfloat16(name):
   params = start(jnp.bfloat16)
   state = opt.init(params)
   dtypes = jax.tree.map(lambda x: x.dtype, state)
-  step = jax.jit(lambda p, s: update(opt, jax.grad(loss)(p), s, p))
+
+  @jax.jit
+  def step(p, s):
+    updates, s = update(opt, jax.grad(loss)(p), s, p)
+    return updates, s, optax.apply_updates(p, updates), loss(p)
+
+  values = []
   for _ in range(3):
-    updates, state = step(params, state)
+    updates, state, params, value = step(params, state)
+    values.append(float(value))
     chex.assert_trees_all_equal_structs(updates, params)
     chex.assert_trees_all_equal_dtypes(updates, params)
-    params = optax.apply_updates(params, updates)
   chex.assert_trees_all_equal_dtypes(params, start(jnp.bfloat16))
   assert jax.tree.map(lambda x: x.dtype, state) == dtypes  # state keeps its dtypes
-  assert float(loss(params)) < 0.9 * float(loss(start()))
+  # values[0] is loss(start()): bfloat16 zeros are float32 zeros.
+  assert float(step(params, state)[3]) < 0.9 * values[0]
 
 
 def test_bfloat16_injected_adam_needs_float32_hyperparameters():
@@ -214,8 +238,9 @@ def test_bfloat16_injected_adam_needs_float32_hyperparameters():
     optax.inject_hyperparams(wo.adam)(learning_rate=0.1).init(params)
   # ... and float32 hyperparameters keep it below 1.
   opt = optax.inject_hyperparams(wo.adam, hyperparam_dtype=jnp.float32)(0.1)
-  updates, _ = opt.update(jax.grad(loss)(params), opt.init(params), params)
-  chex.assert_trees_all_equal_dtypes(optax.apply_updates(params, updates), params)
+  new = jax.jit(lambda p: optax.apply_updates(
+      p, opt.update(jax.grad(loss)(p), opt.init(p), p)[0]))(params)
+  chex.assert_trees_all_equal_dtypes(new, params)
 
 
 @pytest.mark.parametrize("inject", [False, True], ids=["plain", "injected"])
@@ -242,16 +267,17 @@ def test_a_second_update_does_not_recompile(name, inject):
 
 
 def test_normalized_gd_steps_have_length_eta_over_the_whole_pytree():
-  keys = jax.random.split(jax.random.key(0), 2)
+  rng = np.random.default_rng(0)
   grads = {
-      "w": jax.random.normal(keys[0], (5, 3)),
-      "b": jax.random.normal(keys[1], (3,)),
+      "w": rng.standard_normal((5, 3)).astype(np.float32),
+      "b": rng.standard_normal(3).astype(np.float32),
   }
   opt = wo.normalized_gd(0.3)
   updates, _ = jax.jit(opt.update)(grads, opt.init(grads))
-  norm = jnp.sqrt(sum(jnp.sum(u**2) for u in jax.tree.leaves(updates)))
+  updates = jax.tree.map(lambda u: np.asarray(u, np.float64), updates)
+  norm = np.sqrt(sum(np.sum(u**2) for u in jax.tree.leaves(updates)))
   np.testing.assert_allclose(norm, 0.3, rtol=1e-6)
-  g_norm = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads)))
+  g_norm = np.sqrt(sum(np.sum(np.float64(g)**2) for g in jax.tree.leaves(grads)))
   assert_trees_close(updates, jax.tree.map(lambda g: -0.3 * g / g_norm, grads))
 
 
@@ -341,13 +367,18 @@ def test_adam_debiases_float64_params_in_float64():
     m, v = np.zeros(2), np.zeros(2)
     ours, opt = jnp.asarray(x), wo.adam(0.1)
     state = opt.init(ours)
+
+    @jax.jit
+    def step(ours, state):
+      updates, state = opt.update(2 * (ours - 1.5), state, ours)
+      return optax.apply_updates(ours, updates), state
+
     for t in range(1, 201):
       g = 2 * (x - 1.5)
       m = 0.9 * m + 0.1 * g
       v = 0.999 * v + 0.001 * g**2
       x = x - 0.1 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
-      updates, state = opt.update(2 * (ours - 1.5), state, ours)
-      ours = optax.apply_updates(ours, updates)
+      ours, state = step(ours, state)
     assert ours.dtype == jnp.float64
     np.testing.assert_allclose(ours, x, rtol=1e-13)
 
@@ -372,15 +403,24 @@ COMPLEX_TWINS = {
 def test_complex_params_square_as_abs_squared_like_optax(name):
   ours, theirs = COMPLEX_TWINS[name]
   z = jnp.array([1 + 2j, -3 + 0.5j], jnp.complex64)
-  states = ours.init(z), theirs.init(z)
-  for g in (jnp.array([0.3 - 1j, 2 + 1j]), jnp.array([-1 + 0.5j, 0.2j])):
-    g = g.astype(jnp.complex64)
-    u_ours, s_ours = ours.update(g, states[0], z)
-    u_theirs, s_theirs = theirs.update(g, states[1], z)
-    states = s_ours, s_theirs
+  gs = [jnp.array([0.3 - 1j, 2 + 1j]).astype(jnp.complex64),
+        jnp.array([-1 + 0.5j, 0.2j]).astype(jnp.complex64)]
+
+  @jax.jit
+  def two_steps(z):  # both optimizers, two steps each, in one program
+    states, out = (ours.init(z), theirs.init(z)), []
+    for g in gs:
+      u_ours, s_ours = ours.update(g, states[0], z)
+      u_theirs, s_theirs = theirs.update(g, states[1], z)
+      states = s_ours, s_theirs
+      out.append((u_ours, u_theirs))
+    return out
+
+  for u_ours, u_theirs in two_steps(z):
+    assert u_ours.dtype == jnp.complex64
     np.testing.assert_allclose(u_ours, u_theirs, rtol=2e-6, atol=1e-7)
   if name == "normalized_gd":  # a step of length eta along -g
-    np.testing.assert_allclose(jnp.linalg.norm(u_ours), 0.1, rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(u_ours)), 0.1, rtol=1e-6)
 
 
 def test_armijo_judges_the_bfloat16_point_it_returns():
@@ -389,17 +429,21 @@ def test_armijo_judges_the_bfloat16_point_it_returns():
   # back to no decrease (value in the state != f at the new point).
   f = lambda x: jnp.sum((x.astype(jnp.float32) - 1.3) ** 2)
   opt = wo.armijo_gd(1.0, c=0.5)
-  for seed in range(8):
-    noise = jax.random.normal(jax.random.key(seed), (4,)) * 0.01
-    x = (1.296875 + noise).astype(jnp.bfloat16)
-    value, grad = jax.value_and_grad(f)(x)
-    updates, state = jax.jit(
-        lambda x, v, g: opt.update(g, opt.init(x), x, value=v, grad=g, value_fn=f)
-    )(x, value, grad)
+  search = jax.jit(  # one program for every seed
+      lambda x, v, g: opt.update(g, opt.init(x), x, value=v, grad=g, value_fn=f))
+  # The noise of seeds 0..7 (jax.random.normal(jax.random.key(seed), (4,))), drawn at once.
+  noises = jax.jit(jax.vmap(lambda s: jax.random.normal(jax.random.key(s), (4,))))(jnp.arange(8))
+  value_and_grad, f_jit = jax.jit(jax.value_and_grad(f)), jax.jit(f)
+  for noise in np.asarray(noises):
+    x = (1.296875 + jnp.asarray(noise) * 0.01).astype(jnp.bfloat16)
+    value, grad = value_and_grad(x)
+    updates, state = search(x, value, grad)
     armijo = state[1]
-    new = optax.apply_updates(x, updates)
+    new = optax.apply_updates(x, updates)  # eager, as a training loop rounds
     assert new.dtype == jnp.bfloat16
-    np.testing.assert_allclose(armijo.value, f(new), rtol=1e-6)  # same point
+    f_new = float(f_jit(new))
+    np.testing.assert_allclose(armijo.value, f_new, rtol=1e-6)  # same point
     # Sufficient decrease at the returned point, in the search's float32.
-    slope = -jnp.vdot(grad.astype(jnp.float32), grad.astype(jnp.float32))
-    assert f(new) <= value + 0.5 * armijo.step_size * slope
+    g = np.asarray(grad.astype(jnp.float32))
+    slope = -np.float32(np.dot(g, g))
+    assert f_new <= np.float32(value) + np.float32(0.5) * np.float32(armijo.step_size) * slope
