@@ -38,7 +38,7 @@ def get_config(variant: str = ""):
   # Every key is documented in compare_optimizers.py; these differ.
   config = compare_optimizers.get_config(variant)
   config.unlock()
-  config.optimizers = "gd,adam" if quick else compare_optimizers.OPTIMIZERS
+  config.optimizers = "gd" if quick else compare_optimizers.OPTIMIZERS
   # Full-batch losses of ``wonderland.problems`` (they load scikit-learn data).
   config.problems = (
       "logistic_breast_cancer" if quick else "logistic_breast_cancer,mlp_digits"

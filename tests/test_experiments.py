@@ -1,29 +1,39 @@
 """The experiment scripts end to end: real entry points on their quick configs.
 
 Every script runs once on its quick config (``real_data`` too, through
-``compare_optimizers.py``) and once on a bad flag, each a separate process:
-the runs start together in one module-scoped fixture (the two cores overlap
-their compilation), the bad flags in another, then each test reads what its
-process wrote. Everything that can be checked in-process (config refusals,
+``compare_optimizers.py``): its module is loaded from experiments/ with its
+flags on a fresh ``absl.flags.FlagValues``, argv is parsed as ``run_app``
+parses it and the script's ``main`` runs in this process (one module-scoped
+fixture; a subprocess per run would import jax six more times). Once per
+script, a bad flag runs the script as a process (another fixture, the
+processes started together): exit status 2, one line, no traceback, nothing
+written. Everything else that can be checked in-process (config refusals,
 resume, batches, the fits) lives in tests/jobs/ and tests/test_cli.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
+import importlib.util
+import io
 import json
 import math
 import os
 import re
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from absl import flags
 
 import wonderland as wl
+from wonderland import cli
 from wonderland import files
 from wonderland import optim
 from wonderland import problems
@@ -77,9 +87,47 @@ def _finish(proc, timeout=300):
                                      stderr)
 
 
+@dataclasses.dataclass
+class Run:
+  """What a script's run left: its argv, exit status, stdout, error."""
+
+  args: list[str]
+  returncode: int
+  stdout: str
+  stderr: str
+
+
+def _run_main(cmd) -> Run:
+  """Runs ``[python, script, *flags]`` in-process, as ``cli.run_app`` would.
+
+  The script is loaded as a fresh module (its ``cli.define_flags`` defines
+  --config, --workdir and --platform on a fresh ``FlagValues`` standing in
+  for ``absl.flags.FLAGS``, with ``sys.argv`` the command's), the flags are
+  parsed by run_app's parser, and the script's ``main`` runs with stdout
+  captured. An exception becomes exit status 1 with its traceback as stderr.
+  """
+  argv = cmd[1:]
+  stdout = io.StringIO()
+  try:
+    with pytest.MonkeyPatch.context() as patch:
+      flag_values = flags.FlagValues()
+      patch.setattr(flags, "FLAGS", flag_values)
+      patch.setattr(sys, "argv", argv)
+      spec = importlib.util.spec_from_file_location(
+          f"_script_{Path(argv[0]).stem}", argv[0])
+      module = importlib.util.module_from_spec(spec)
+      spec.loader.exec_module(module)
+      rest = cli._parse_flags(argv, flag_values)  # pylint: disable=protected-access
+      with contextlib.redirect_stdout(stdout):
+        module.main(rest)
+  except BaseException:  # pylint: disable=broad-except
+    return Run(cmd, 1, stdout.getvalue(), traceback.format_exc())
+  return Run(cmd, 0, stdout.getvalue(), "")
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-  """Every script on its quick config, run concurrently; name -> (result, workdir)."""
+  """Every script's main on its quick config; name -> (result, workdir)."""
   base = tmp_path_factory.mktemp("runs")
   jobs = {
       "compare_optimizers": _cmd("compare_optimizers"),
@@ -90,14 +138,13 @@ def runs(tmp_path_factory):
       "landscape": _cmd("landscape"),
       "taylor": _cmd("taylor"),
   }
-  procs = {}
+  results = {}
   for name, cmd in jobs.items():
     workdir = base / name
     key, value = OVERRIDES[name]
-    procs[name] = (_start([*cmd, f"--config.{key}={value!r}",
-                           f"--workdir={workdir}"]), workdir)
-  return {name: (_finish(proc), workdir)
-          for name, (proc, workdir) in procs.items()}
+    results[name] = (_run_main([*cmd, f"--config.{key}={value!r}",
+                                f"--workdir={workdir}"]), workdir)
+  return results
 
 
 def _ok(runs, name):
@@ -226,7 +273,8 @@ def test_no_temporary_file_is_left(runs):
 def test_real_data_config_runs_full_batch(runs):
   _, workdir = _ok(runs, "real_data")
   rows = _csv(workdir / "summary.csv")
-  assert {r["problem"] for r in rows} == {"logistic_breast_cancer"}
+  assert {(r["optimizer"], r["problem"]) for r in rows} == {
+      ("gd", "logistic_breast_cancer")}
   # f* is known (Newton in float64): no run is below it beyond rounding.
   problem = problems.get("logistic_breast_cancer")
   for row in rows:
@@ -240,7 +288,7 @@ def test_real_data_config_runs_full_batch(runs):
   # Each eta and each seed once (a run per eta compiles a program).
   for i, s in ((0, 0), (1, 1)):
     trace = wl.minimize(problem.fn, optim.gd(float(cell.learning_rates[i])),
-                        jnp.asarray(x0[s]), steps=20)
+                        jnp.asarray(x0[s]), steps=20, record=("value",))
     np.testing.assert_allclose(cell.values[i, s], trace.values, rtol=1e-4,
                                atol=1e-6)
   # Not 2-D: loss curves and the two summary figures, no contours.
@@ -260,7 +308,7 @@ def test_rates_csv_agrees_with_theory(runs):
   rows = _csv(workdir / "rates.csv")
   assert list(rows[0]) == ["method", "kappa", "measured", "theory"]
   assert {(r["method"], float(r["kappa"])) for r in rows} == {
-      (m, k) for m in ("gd", "heavy_ball", "nesterov") for k in (10.0, 100.0)}
+      (m, 100.0) for m in ("gd", "heavy_ball", "nesterov")}
   for r in rows:
     measured, theory = float(r["measured"]), float(r["theory"])
     assert measured == pytest.approx(theory, rel=0.02)
@@ -376,10 +424,50 @@ def _snapshot(workdir: Path) -> dict[str, bytes | None]:
           for p in sorted(workdir.rglob("*"))}
 
 
+# The bad flags run in one interpreter that imports what the scripts import
+# (jax among them) once, then forks a child per script: each child runs its
+# script as ``__main__`` (``runpy``, as ``python script.py`` does) with the
+# script's argv, working directory, stdout and stderr, and exits as the
+# interpreter would (status from SystemExit; an uncaught exception prints its
+# traceback, status 1). A process per script, without five jax imports.
+_FORKS = r"""
+import json, os, runpy, sys, traceback
+import wonderland.cli
+from wonderland.jobs import compare, convergence_rates, jacobians, landscape
+from wonderland.jobs import taylor
+for case in json.loads(sys.argv[1]):
+  sys.stdout.flush(); sys.stderr.flush()
+  pid = os.fork()
+  if pid == 0:
+    code = 1
+    try:
+      os.chdir(case["cwd"])
+      for fd, path in ((1, case["stdout"]), (2, case["stderr"])):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+      sys.argv = case["argv"]
+      sys.path[0] = os.path.dirname(case["argv"][0])
+      runpy.run_path(case["argv"][0], run_name="__main__")
+      code = 0
+    except SystemExit as e:
+      if e.code is None or isinstance(e.code, int):
+        code = e.code or 0
+      else:
+        print(e.code, file=sys.stderr)
+    except BaseException:
+      traceback.print_exc()
+    finally:
+      sys.stdout.flush(); sys.stderr.flush()
+      os._exit(code)
+  _, status = os.waitpid(pid, 0)
+  print(os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
 @pytest.fixture(scope="module")
 def refusals(tmp_path_factory):
-  """Every script on one bad flag, concurrently; name -> (result, dir, before)."""
-  procs = {}
+  """Every script on one bad flag, a process each; name -> (result, dir, before)."""
+  out = tmp_path_factory.mktemp("refused_output")
+  cases, dirs = [], {}
   for name, (flags, _) in REFUSALS.items():
     workdir = tmp_path_factory.mktemp(f"refused_{name}")
     if name == "taylor":  # the default config: the key is checked at define
@@ -390,9 +478,22 @@ def refusals(tmp_path_factory):
       (workdir / "config.json").write_text('{"from": "the previous run"}\n')
       (workdir / "summary.csv").write_text("previous,results\n")
       cmd.append(f"--workdir={workdir}")
-    procs[name] = (_start(cmd, cwd=workdir), workdir, _snapshot(workdir))
-  return {name: (_finish(proc, timeout=120), workdir, before)
-          for name, (proc, workdir, before) in procs.items()}
+    dirs[name] = (workdir, _snapshot(workdir))
+    cases.append({"argv": cmd[1:], "cwd": str(workdir),
+                  "stdout": str(out / f"{name}.out"),
+                  "stderr": str(out / f"{name}.err")})
+  driver = subprocess.run([sys.executable, "-c", _FORKS, json.dumps(cases)],
+                          capture_output=True, text=True, cwd=ROOT, env=_env(),
+                          timeout=300, check=False)
+  codes = driver.stdout.split()
+  assert driver.returncode == 0 and len(codes) == len(cases), driver.stderr
+  results = {}
+  for (name, (workdir, before)), case, code in zip(dirs.items(), cases, codes):
+    result = subprocess.CompletedProcess(
+        case["argv"], int(code), Path(case["stdout"]).read_text(),
+        Path(case["stderr"]).read_text())
+    results[name] = (result, workdir, before)
+  return results
 
 
 @pytest.mark.parametrize("name", list(REFUSALS))

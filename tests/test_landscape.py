@@ -364,12 +364,23 @@ def test_sizes_that_would_exhaust_memory_are_refused_before_allocating():
 # sharpness ---------------------------------------------------------------------
 
 
-def _quadratic_with_eigenvalues(eigenvalues, seed=0):
-  """f(x) = x^T A x / 2 with A = Q diag(eigenvalues) Q^T for a random rotation Q."""
+def _rotated(eigenvalues, seed=0):
+  """A = Q diag(eigenvalues) Q^T for a random rotation Q, float32."""
   d = len(eigenvalues)
   q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, d)))
-  a = jnp.asarray(q @ np.diag(eigenvalues) @ q.T, jnp.float32)
+  return jnp.asarray(q @ np.diag(eigenvalues) @ q.T, jnp.float32)
+
+
+def _quadratic_with_eigenvalues(eigenvalues, seed=0):
+  """f(x) = x^T A x / 2 with A = Q diag(eigenvalues) Q^T for a random rotation Q."""
+  a = _rotated(eigenvalues, seed)
   return lambda x: 0.5 * x @ (a @ x)
+
+
+@jax.jit
+def _quadratic_sharpness(a, x):
+  """sharpness of x^T a x / 2 at x, a an argument: one program per shape, not per a."""
+  return landscape.sharpness(lambda x: 0.5 * x @ (a @ x), x)
 
 
 _HESSIANS = {}
@@ -413,9 +424,10 @@ def test_sharpness_of_quadratics_is_the_largest_eigenvalue_of_a():
   # negative eigenvalue dominates, power iteration alone would answer -10.
   for eigenvalues, top in (([-10.0, 1.0, 3.0], 3.0), ([-6.0, -2.0], -2.0),
                            ([-5.0, 4.9, 1.0], 4.9)):
-    f = _quadratic_with_eigenvalues(eigenvalues)
     x = jnp.ones(len(eigenvalues))
-    assert float(landscape.sharpness(f, x)) == pytest.approx(top, rel=1e-4), eigenvalues
+    got = float(_quadratic_sharpness(_rotated(eigenvalues), x))
+    assert got == pytest.approx(top, rel=1e-4), eigenvalues
+  f = _quadratic_with_eigenvalues(eigenvalues)
   assert float(landscape.smoothness(f, x)) == pytest.approx(5.0, rel=1e-4)  # |lambda|
   # Eigenvalues +-2 of equal magnitude: the positive one.
   assert float(landscape.sharpness(_get("saddle").fn, jnp.zeros(2))) == pytest.approx(2.0)

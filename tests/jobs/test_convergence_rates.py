@@ -24,7 +24,7 @@ _FIT = "config.max_steps, config.fit_from and config.decrease leave "
          f"uint32), got {_SEED}."),
         # Too few steps in the fit window, the float32 floor of decrease.
         (["--config.max_steps=2"],
-         _FIT + "2 of gd's 2 steps at kappa=10 in the fit window"),
+         _FIT + "2 of gd's 2 steps at kappa=100 in the fit window"),
         (["--config.kappas=1.00001"],
          _FIT + "2 of gd's 2 steps at kappa=1.00001"),
         (["--config.fit_from=0.99", "--config.kappas=10"],

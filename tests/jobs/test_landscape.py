@@ -34,9 +34,10 @@ _SEED = "99999999999999999999999"
          "config.x_sin_2x_decays must be comma-separated numbers in [0, 1), "
          "got '0.3,1.5'."),
         (["--config.n_starts=0"], "config.n_starts must be a positive integer"),
-        (["--config.problems=quadratic,mlp_digits"],
-         "config.problems has 'mlp_digits' of dimension 2410; the search "
-         "forms d x d Hessians, so it takes dimension <= 10."),
+        # (The real-data problem of the compare script's quick run.)
+        (["--config.problems=quadratic,logistic_breast_cancer"],
+         "config.problems has 'logistic_breast_cancer' of dimension 31; the "
+         "search forms d x d Hessians, so it takes dimension <= 10."),
     ],
 )
 def test_bad_config_is_refused_before_anything_is_written(refused, flags,
