@@ -58,7 +58,8 @@ def test_what_is_not_recorded_is_not_computed():
   def lowered(record):
     return _run._minimize_jit.lower(
         f, OPT, x0, None, None, None, None, steps=50, has_tol=False,
-        keep_path=False, batch_size=None, every=None, record=record)
+        keep_path=False, batch_size=None, every=None, record=record,
+        sharpness_iters=20)
 
   bare = _reductions(hand.lower(x0))
   assert _reductions(lowered(("value",))) == bare

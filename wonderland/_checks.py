@@ -322,13 +322,15 @@ def evaluations(evaluate: Any, x: Any, what: str) -> None:
 
 
 def stochastic(x: Any, *, steps: int, tol, data, batch_size, key, evaluate,
-               eval_every, trace_evaluate: bool = True
+               eval_every, trace_evaluate: bool = True, probes: tuple = ()
                ) -> tuple[int | None, int | None]:
   """The stochastic and evaluation arguments of a run; x is one initial point.
 
   ``trace_evaluate=False`` leaves the check of evaluate's outputs (which
   traces it) to the caller, e.g. to the traced program, where jax's cache
-  skips it on a second call.
+  skips it on a second call. ``probes`` names what the run records at its
+  evaluation steps besides evaluate's metrics (the curvatures): with any,
+  the run evaluates even without evaluate.
 
   Returns:
     ``(batch_size, eval_every)`` as Python ints (None where unused).
@@ -361,19 +363,22 @@ def stochastic(x: Any, *, steps: int, tol, data, batch_size, key, evaluate,
           f"tol must be None with data: it would stop on a minibatch "
           f"gradient, got tol={tol!r}."
       )
-  if evaluate is None:
+  if evaluate is None and not probes:
     if eval_every is not None:
       raise ValueError(
-          f"eval_every is only used with evaluate, got eval_every="
-          f"{eval_every!r} without evaluate."
+          f"eval_every is only used with evaluate or a recorded curvature, "
+          f"got eval_every={eval_every!r} without either."
       )
     return batch_size, None
   if tol is not None:
+    what = "evaluate" if evaluate is not None else f"record {probes[0]!r}"
     raise ValueError(
-        f"evaluate needs a run of fixed length: give tol=None, got "
+        f"{what} needs a run of fixed length: give tol=None, got "
         f"tol={tol!r}."
     )
-  if trace_evaluate:
+  if evaluate is None:
+    pass
+  elif trace_evaluate:
     evaluations(evaluate, x, "x0")
   else:
     function(evaluate, "evaluate", hashable=True)

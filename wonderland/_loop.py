@@ -48,6 +48,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from wonderland.landscape import curvature as curvature_lib
+
 PyTree = Any
 
 # A value above this (or a non-finite value, gradient or update) is divergence.
@@ -55,6 +57,9 @@ DIVERGENCE_THRESHOLD = 1e30
 
 # What a trace can record per step; ``value`` always, the rest on request.
 RECORDS = ("value", "grad_norm", "update_norm", "cos_angle", "step_size")
+# What a trace can record at its evaluation steps, on request: the sharpness
+# lambda_max of the Hessian at x_t, and the preconditioned one.
+CURVATURES = curvature_lib.CURVATURES
 # Records that need the step's sums over g and u_t (and the full check).
 _NORMS = frozenset(("grad_norm", "update_norm", "cos_angle"))
 
@@ -76,6 +81,9 @@ class Carry(NamedTuple):
   pending: jax.Array
   diverged: jax.Array
   converged: jax.Array
+  # One unit vector ~ (d,) per recorded curvature (the warm start of its
+  # Lanczos iteration), or None.
+  eigvecs: tuple[jax.Array, ...] | None = None
 
 
 class Record(NamedTuple):
@@ -201,9 +209,15 @@ def _check_point(carry: Carry, value, grad_norm, tol):
   return carry, ok & ~converged
 
 
-def init_carry(optimizer, x0) -> Carry:
+def curvatures(record) -> tuple[str, ...]:
+  """The names of ``CURVATURES`` in record."""
+  return tuple(name for name in CURVATURES if name in record)
+
+
+def init_carry(optimizer, x0, record=RECORDS) -> Carry:
   """The loop state before step 1; shared with ``wonderland.sweep``."""
   false = jnp.bool_(False)
+  names = curvatures(record)
   return Carry(
       params=x0,
       opt_state=optimizer.init(x0),
@@ -211,7 +225,29 @@ def init_carry(optimizer, x0) -> Carry:
       pending=false,
       diverged=false,
       converged=false,
+      eigvecs=tuple(curvature_lib.start_vector(x0) for _ in names) or None,
   )
+
+
+def probe_curvatures(f, carry: Carry, record, iters, precondition):
+  """The recorded curvatures at x_t = carry.params, warm-started.
+
+  Each is ``iters`` Lanczos steps from the Ritz vector the previous
+  evaluation left in ``carry.eigvecs`` (``landscape.curvature.warm_sharpness``).
+  The preconditioned sharpness uses P = ``precondition(carry.opt_state)``:
+  the P of the update u_t that led to x_t.
+
+  Returns:
+    ``(carry, {name: estimate})`` with the carry's vectors advanced.
+  """
+  out, vectors = {}, []
+  for name, v in zip(curvatures(record), carry.eigvecs):
+    p = None
+    if name == "preconditioned_sharpness":
+      p = precondition(carry.opt_state)
+    out[name], v = curvature_lib.warm_sharpness(f, carry.params, v, iters, p)
+    vectors.append(v)
+  return carry._replace(eigvecs=tuple(vectors)), out
 
 
 def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
@@ -372,7 +408,7 @@ def objective(f, feed: Feed | None, t):
 
 def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
                feed=None, evaluate=None, every=None, keep_params=False,
-               record=RECORDS):
+               record=RECORDS, sharpness_iters=None, precondition=None):
   """Steps t + 1 for t = t0..t0 + length - 1, as one ``lax.scan``.
 
   Args:
@@ -386,9 +422,13 @@ def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
     feed: None for a deterministic run, else the ``Feed`` of the minibatches.
     evaluate: None, or a function of the params returning a dict of scalars,
       evaluated after every ``every`` steps (``length`` a multiple of it).
-    every: the evaluation period, a static int.
+    every: the evaluation period, a static int; None for no evaluations.
     keep_params: keep x_t in the records (for ``Trace.path``).
-    record: what ``step`` records.
+    record: what ``step`` records, and the ``CURVATURES`` probed with the
+      evaluations (``probe_curvatures``, on the objective of the next step).
+    sharpness_iters: the Hessian-vector products per curvature probe.
+    precondition: opt_state -> P's diagonal, for the preconditioned
+      sharpness.
 
   Returns:
     ``(carry, records, evals)``: the state after the steps, the ``Record`` of
@@ -409,13 +449,24 @@ def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
     ts = first + jnp.arange(n, dtype=jnp.int32) if uses_t else None
     return jax.lax.scan(body, c, ts, length=n)
 
-  if evaluate is None:
+  if every is None:
     carry, records = run(carry, t0, length)
     return carry, records, None
 
   def block(c, i):
     c, records = run(c, t0 + i * every, every)
-    return c, (records, evaluate(c.params))
+    out = {} if evaluate is None else dict(evaluate(c.params))
+    if curvatures(record):
+      clash = sorted(set(out) & set(CURVATURES))
+      if clash:
+        raise ValueError(
+            f"evaluate must not return a metric named {clash[0]!r} while "
+            f"record names it (the trace's evals hold both).")
+      next_f = objective(f, feed, t0 + (i + 1) * every)
+      c, probed = probe_curvatures(next_f, c, record, sharpness_iters,
+                                   precondition)
+      out.update(probed)
+    return c, (records, out)
 
   carry, (records, evals) = jax.lax.scan(
       block, carry, jnp.arange(length // every, dtype=jnp.int32)

@@ -44,6 +44,8 @@ import jax.numpy as jnp
 import optax
 
 from wonderland import _checks
+from wonderland import _loop
+from wonderland._loop import CURVATURES
 from wonderland._loop import DIVERGENCE_THRESHOLD
 from wonderland._loop import evaluation_steps
 from wonderland._loop import Feed
@@ -55,6 +57,7 @@ from wonderland._loop import RECORDS
 from wonderland._loop import scan_steps
 from wonderland._loop import shift_records
 from wonderland._loop import step
+from wonderland.landscape import curvature as curvature_lib
 
 __all__ = ["Trace", "minimize", "DIVERGENCE_THRESHOLD"]
 
@@ -84,11 +87,13 @@ class Trace(NamedTuple):
       finite or f was huge, or at an update that was not finite.
     path: x_t for every step, a pytree like x0 with leaves ~ (steps, *leaf),
       if ``keep_path=True``; None otherwise.
-    evals: with ``evaluate``, name -> its value at each of ``eval_steps``
-      ~ (n_evals,) (NaN at steps the run did not reach); None otherwise.
-    eval_steps: with ``evaluate``, the steps t whose x_t was evaluated
-      ~ (n_evals,): every ``eval_every`` steps, and the last step; None
+    evals: with ``evaluate`` or a recorded curvature, name -> its value at
+      each of ``eval_steps`` ~ (n_evals,) (NaN at steps the run did not
+      reach): evaluate's metrics, and ``"sharpness"`` and
+      ``"preconditioned_sharpness"`` where ``record`` names them; None
       otherwise.
+    eval_steps: the steps t whose x_t was evaluated ~ (n_evals,): every
+      ``eval_every`` steps, and the last step; None without evaluations.
 
   Per-step entries for steps that did not run are NaN.
   """
@@ -109,11 +114,13 @@ class Trace(NamedTuple):
 
 
 def _minimize_scan(f, optimizer, x0, steps, keep_path, feed, evaluate, every,
-                   record):
-  """All steps as scans; with ``evaluate``, blocks of ``every`` then the rest."""
-  carry = init_carry(optimizer, x0)
-  kw = dict(feed=feed, keep_params=keep_path, record=record)
-  if evaluate is None:
+                   record, sharpness_iters):
+  """All steps as scans; with evaluations, blocks of ``every`` then the rest."""
+  carry = init_carry(optimizer, x0, record)
+  kw = dict(feed=feed, keep_params=keep_path, record=record,
+            sharpness_iters=sharpness_iters,
+            precondition=curvature_lib.preconditioner_diag)
+  if every is None:
     carry, records, _ = scan_steps(f, optimizer, carry, 0, steps, **kw)
     return carry, records, None
   full = steps - steps % every
@@ -163,7 +170,8 @@ def _minimize_while(f, optimizer, x0, steps, tol, keep_path, record):
 
 
 def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
-                   has_tol, keep_path, batch_size, every, record):
+                   has_tol, keep_path, batch_size, every, record,
+                   sharpness_iters):
   feed = None if data is None else Feed(data, key, batch_size)
   # Checked here, while jax traces for a new f, optimizer or shapes: a call
   # that hits jax's cache does not trace f once more.
@@ -181,7 +189,8 @@ def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
                                   record)
   else:
     carry, recs, evals = _minimize_scan(f, optimizer, x0, steps, keep_path,
-                                        feed, evaluate, every, record)
+                                        feed, evaluate, every, record,
+                                        sharpness_iters)
   last = objective(f, feed, jnp.asarray(steps, jnp.int32))
   carry, value, grad_norm = finish(last, carry, tol if has_tol else None,
                                    record)
@@ -224,7 +233,7 @@ _minimize_jit = jax.jit(
     _minimize_impl,
     static_argnums=(0, 1, 6),
     static_argnames=("steps", "has_tol", "keep_path", "batch_size", "every",
-                     "record"),
+                     "record", "sharpness_iters"),
 )
 
 
@@ -242,6 +251,7 @@ def minimize(
     evaluate: Callable[[PyTree], dict[str, jax.Array]] | None = None,
     eval_every: int | None = None,
     record: Sequence[str] = RECORDS,
+    sharpness_iters: int = 20,
 ) -> Trace:
   """Minimizes f from x0 with ``optimizer``, as one compiled program.
 
@@ -272,6 +282,28 @@ def minimize(
   accuracy, say) runs inside the same program after every ``eval_every``
   steps and after the last; see ``Trace.evals``.
 
+  Curvature. With ``"sharpness"`` in ``record``, the trace's evals hold, at
+  the same evaluation steps, the sharpness lambda_max of the Hessian of f at
+  x_t (of the minibatch loss f(x_t, B_t) with ``data``), estimated inside
+  the same program by ``sharpness_iters`` Hessian-vector products: the top
+  Ritz value of a Lanczos iteration,
+
+  .. math::
+    \\lambda_{max}(\\nabla^2 f(x_t)) \\approx
+    \\lambda_{max}(Q_k^T \\nabla^2 f(x_t) Q_k),
+
+  with Q_k an orthonormal basis of the Krylov space of the previous
+  evaluation's Ritz vector (warm start; the first evaluation starts from a
+  fixed vector). It is a lower bound on lambda_max, with its sign
+  (``wonderland.landscape.curvature.warm_sharpness``).
+  ``"preconditioned_sharpness"`` is the top eigenvalue of P^{-1/2} H P^{-1/2},
+  with P the diagonal preconditioner of the update that led to x_t, read from
+  the state of ``wonderland.optim.adagrad``, ``rmsprop`` or ``adam`` as
+  ``wonderland.landscape.preconditioner`` reads it (eps and beta_2 from
+  ``optax.inject_hyperparams`` where the optimizer was built with it, else
+  their defaults). Gradient descent with step eta is stable along the top
+  eigenvector while lambda_max < 2/eta.
+
   The program is cached by jax for the same ``f``, ``optimizer`` and
   ``evaluate`` objects and shapes; a new optimizer object (``optax.sgd(0.2)``
   built again) compiles again: to compare hyperparameters, use
@@ -299,6 +331,11 @@ def minimize(
       (value, gradient, update, one select), and then divergence is judged
       from f alone, so a run stops one step later, at the point where f blew
       up (see ``wonderland._loop.step``). ``tol`` needs ``"grad_norm"``.
+      ``"sharpness"`` and ``"preconditioned_sharpness"`` are recorded at the
+      evaluation steps, into ``Trace.evals`` (see Curvature above); they need
+      tol=None, and the preconditioned one an adagrad, rmsprop or adam state.
+    sharpness_iters: the Hessian-vector products per curvature estimate, a
+      positive int.
 
   Returns:
     A ``Trace`` with per-step arrays ~ (steps,).
@@ -310,7 +347,9 @@ def minimize(
       is not a bool, or the stochastic arguments do not fit (see
       ``data``..``eval_every``: a missing key, a batch size out of range,
       leaves of different lengths, an evaluate that does not return a dict of
-      scalars, tol with data).
+      scalars, tol with data), or a recorded curvature does not fit (with
+      tol, a preconditioned sharpness without an adaptive optimizer's state,
+      sharpness_iters not a positive integer).
 
   Example:
     >>> trace = minimize(lambda x: jnp.sum(x**2), optax.sgd(0.1),
@@ -326,14 +365,20 @@ def minimize(
           f"tol must be None or a finite number >= 0, got {given!r}."
       )
   keep_path = _checks.boolean("keep_path", keep_path)
-  record = _checks.records(record, RECORDS, needs_grad_norm=tol is not None)
+  record = _checks.records(record, RECORDS + CURVATURES,
+                           needs_grad_norm=tol is not None)
+  sharpness_iters = _checks.integer("sharpness_iters", sharpness_iters,
+                                    maximum=_checks.INT32_MAX)
   _checks.transformation(optimizer)
   _checks.function(f, "f", what="a callable objective", hashable=True)
   _checks.float_tree(x0, "x0")
   batch_size, every = _checks.stochastic(
       x0, steps=steps, tol=tol, data=data, batch_size=batch_size, key=key,
       evaluate=evaluate, eval_every=eval_every, trace_evaluate=False,
+      probes=_loop.curvatures(record),
   )
+  if "preconditioned_sharpness" in record:
+    curvature_lib.preconditioned_state(jax.eval_shape(optimizer.init, x0))
   if data is not None:
     data = jax.tree.map(jnp.asarray, data)
   return _minimize_jit(
@@ -351,4 +396,5 @@ def minimize(
       batch_size=batch_size,
       every=every,
       record=record,
+      sharpness_iters=sharpness_iters,
   )

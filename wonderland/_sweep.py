@@ -44,6 +44,7 @@ from wonderland import _grid
 from wonderland import _sweep_result
 from wonderland import _loop
 from wonderland import data as data_lib
+from wonderland.landscape import curvature as curvature_lib
 
 __all__ = ["SweepResult", "sweep", "METRICS"]
 
@@ -63,10 +64,10 @@ def _constrain(tree, sharding):
   )
 
 
-def _init_program(make_optimizer, fixed, sharding, hparams, x0):
+def _init_program(make_optimizer, fixed, sharding, record, hparams, x0):
   def one(hp, x):
     opt = _grid.traced_optimizer(make_optimizer, fixed, hp)
-    return _loop.init_carry(opt, x)
+    return _loop.init_carry(opt, x, record)
 
   return _constrain(jax.vmap(one)(hparams, x0), sharding)
 
@@ -80,9 +81,16 @@ def _feed(spec, data, key_data):
                     batch_size)
 
 
+def _precondition(fixed, hp):
+  """opt_state -> P's diagonal, with the run's eps and b2 where it has them."""
+  given = {**dict(fixed), **hp}
+  return lambda state: curvature_lib.preconditioner_diag(
+      state, eps=given.get("eps"), b2=given.get("b2"))
+
+
 def _chunk_program(
     f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
-    hparams, carry, real, t0, steps, data, keys,
+    sharpness_iters, hparams, carry, real, t0, steps, data, keys,
 ):
   """``chunk`` steps of every run, t0..t0+chunk-1; steps >= ``steps`` masked.
 
@@ -97,6 +105,8 @@ def _chunk_program(
     c, records, evals = _loop.scan_steps(
         f, opt, c, t0, chunk, steps=steps, feed=_feed(spec, data, key_data),
         evaluate=evaluate, every=every, record=record,
+        sharpness_iters=sharpness_iters,
+        precondition=_precondition(fixed, hp),
     )
     return c, (records.value, records.grad_norm, evals)
 
@@ -164,10 +174,10 @@ def _assemble_program(layout, mesh, replicate, values, grad_norms, evals,
   return jax.tree.map(place, (values, grad_norms, params, diverged, evals))
 
 
-_init_jit = jax.jit(_init_program, static_argnums=(0, 1, 2))
+_init_jit = jax.jit(_init_program, static_argnums=(0, 1, 2, 3))
 _chunk_jit = jax.jit(
-    _chunk_program, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8),
-    donate_argnums=(10,),
+    _chunk_program, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    donate_argnums=(11,),
 )
 _finish_jit = jax.jit(_finish_program, static_argnums=(0, 1, 2, 3))
 _assemble_jit = jax.jit(_assemble_program, static_argnums=(0, 1, 2))
@@ -224,6 +234,7 @@ def sweep(
     evaluate: Callable[[PyTree], dict[str, jax.Array]] | None = None,
     eval_every: int | None = None,
     record: Sequence[str] = ("value", "grad_norm"),
+    sharpness_iters: int = 20,
 ) -> SweepResult:
   """Runs ``make_optimizer(**fixed, **point)`` from every x0, every point.
 
@@ -264,7 +275,12 @@ def sweep(
     eval_every: the evaluation period (default: only after the last step).
     record: ``("value", "grad_norm")`` (the default) or ``("value",)``: then
       ``grad_norms`` is None, the steps take no sums over g and u_t, and
-      divergence is judged from f alone, as in ``wonderland.minimize``.
+      divergence is judged from f alone, as in ``wonderland.minimize``. Add
+      ``"sharpness"`` or ``"preconditioned_sharpness"`` to record them at
+      the evaluation steps into ``evals``, warm-started from one evaluation
+      to the next, as in ``wonderland.minimize`` (P is read with the run's
+      ``eps`` and ``b2`` where the grid or ``fixed`` gives them).
+    sharpness_iters: the Hessian-vector products per curvature estimate.
 
   Returns:
     A ``SweepResult`` with arrays laid out as ``(*grid, n_seeds, ...)``.
@@ -288,7 +304,9 @@ def sweep(
   """
   steps = _checks.integer("steps", steps, maximum=_checks.INT32_MAX)
   chunk_steps = _checks.integer("chunk_steps", chunk_steps)
-  record = _checks.records(record, ("value", "grad_norm"))
+  record = _checks.records(record, ("value", "grad_norm") + _loop.CURVATURES)
+  sharpness_iters = _checks.integer("sharpness_iters", sharpness_iters,
+                                    maximum=_checks.INT32_MAX)
   names, values, fixed_items = _grid.check_grid(make_optimizer, grid, fixed)
   batch = None
   if data is not None:
@@ -301,8 +319,13 @@ def sweep(
   batch_size, every = _checks.stochastic(
       one_seed, steps=steps, tol=None, data=data, batch_size=batch_size,
       key=key, evaluate=evaluate, eval_every=eval_every,
+      probes=_loop.curvatures(record),
   )
 
+  if "preconditioned_sharpness" in record:
+    first = make_optimizer(**dict(fixed_items),
+                           **{n: v[0] for n, v in zip(names, values)})
+    curvature_lib.preconditioned_state(jax.eval_shape(first.init, one_seed))
   grid_shape = tuple(v.size for v in values)
   n_runs = math.prod(grid_shape) * n_seeds
   _grid.check_size(n_runs, steps, len(record), one_seed)
@@ -330,7 +353,7 @@ def sweep(
   n_chunks = -(-steps // chunk_steps)
   chunk = -(-steps // n_chunks)
   eval_steps = None
-  if evaluate is not None:
+  if every is not None:
     chunk = -(-chunk // every) * every
     n_chunks = -(-steps // chunk)
     eval_steps = _loop.evaluation_steps(steps, every)
@@ -355,14 +378,15 @@ def sweep(
 
   statics = (f, make_optimizer, fixed_items)
   carry = _compile_and_run(
-      _init_jit, timing, (make_optimizer, fixed_items, sharded), hparams,
-      x0_runs,
+      _init_jit, timing, (make_optimizer, fixed_items, sharded, record),
+      hparams, x0_runs,
   )
   value_chunks, grad_norm_chunks, eval_chunks = [], [], []
   for i in range(n_chunks):
     carry, vals, gnorms, evals, num_diverged, t0 = _compile_and_run(
         _chunk_jit, timing,
-        (*statics, chunk, sharded, spec, evaluate, every, record),
+        (*statics, chunk, sharded, spec, evaluate, every, record,
+         sharpness_iters),
         hparams, carry, real, t0, steps_arr, data, keys,
     )
     value_chunks.append(vals)

@@ -143,8 +143,8 @@ def test_edge_checks_on_known_curves():
         (["--config.steps=605"],
          "config.steps must be a multiple of config.sharpness_every, got "
          "steps=605 and sharpness_every=10."),
-        (["--config.power_tol=1.0"],
-         "config.power_tol must be in (0, 1), got 1.0."),
+        (["--config.sharpness_iters=0"],
+         "config.sharpness_iters must be a positive integer, got 0."),
         # 2/eta below the initial sharpness (about 3): no sharpening to see.
         (["--config.gd_edges=2,6"],
          "config.gd_edges puts the edge of gd eta=2/2 at 2, at or below the "

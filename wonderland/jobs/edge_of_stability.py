@@ -21,23 +21,22 @@ f(x) = 1/(2n) sum_i ||net_x(a_i) - y_i||^2 (Cohen et al.'s loss), from
 PyTorch's default initialisation (every weight and bias of a layer
 ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
 
-How it is measured:
+How it is measured: every run is a ``wonderland.sweep`` that records the
+curvature in its trace, inside the compiled program, after every
+``sharpness_every`` steps (``record=(..., "sharpness")``): ``sharpness_iters``
+Lanczos steps on Hessian-vector products, warm-started from the previous
+evaluation's Ritz vector (``wonderland.landscape.curvature.warm_sharpness``).
 
 - the gradient descent runs (eta = 2/edge for each of ``gd_edges``) and the
-  momentum run are one ``wonderland.sweep`` over a run index i: the factory
-  builds ``optim.momentum(eta_i, lambda_i)``, with lambda_i = 0 for gradient
-  descent (the same steps as ``optim.gd``). The sharpness is evaluated inside
-  the compiled program after every ``sharpness_every`` steps by
-  ``landscape.sharpness`` from its fixed start vector. It is *not* warm-started:
-  ``evaluate`` sees x_t only, not the previous eigenvector, so each
-  evaluation is a cold power iteration of at most ``power_iters``
-  Hessian-vector products, stopped when the estimate changes by less than
-  ``power_tol`` (relative);
-- adam's preconditioned sharpness needs P, which lives in the optimizer state
-  that ``evaluate`` does not see: its run is a separate jitted ``lax.scan`` of
-  ``optim.adam`` that evaluates ``landscape.preconditioned_sharpness`` at x_t
-  with P = ``landscape.preconditioner(state_t)`` (the P of the step that led
-  to x_t), at the same steps and with the same power iteration.
+  momentum run are one sweep over a run index i: the factory builds
+  ``optim.momentum(eta_i, lambda_i)``, with lambda_i = 0 for gradient descent
+  (the same steps as ``optim.gd``). They record the sharpness;
+- adam's run is a sweep of ``optim.adam`` that records the preconditioned
+  sharpness at x_t, with P the preconditioner of the update that led to x_t
+  (read from adam's state, ``landscape.preconditioner``).
+
+The initial sharpness (which every edge must exceed) is a cold
+``landscape.sharpness`` at x_0, iterated to a relative change of 1e-6.
 
 The checks of issue #17 (``edge_checks``), for a run with edge e, sharpness
 S_k at the evaluated steps s_k and losses f(x_t):
@@ -106,8 +105,7 @@ class Plan(NamedTuple):
   adam_b1: float
   steps: int
   every: int
-  power_iters: int
-  power_tol: float
+  sharpness_iters: int
   seed: int
 
 
@@ -177,11 +175,8 @@ def validate(config: ml_collections.ConfigDict) -> Plan:
         f"steps={config.steps!r} and sharpness_every="
         f"{config.sharpness_every!r}."
     )
-  cli.require_positive("power_iters", config.power_iters, integer=True)
-  if not (_is_real(config.power_tol) and 0 < config.power_tol < 1):
-    raise cli.ConfigError(
-        f"config.power_tol must be in (0, 1), got {config.power_tol!r}."
-    )
+  cli.require_positive("sharpness_iters", config.sharpness_iters,
+                       integer=True)
   cli.require_seed("seed", config.seed)
   return Plan(
       n_examples=int(config.n_examples), width=int(config.width),
@@ -190,7 +185,7 @@ def validate(config: ml_collections.ConfigDict) -> Plan:
       momentum_decay=float(config.momentum_decay),
       adam_eta=float(config.adam_eta), adam_b1=float(config.adam_b1),
       steps=int(config.steps), every=int(config.sharpness_every),
-      power_iters=int(config.power_iters), power_tol=float(config.power_tol),
+      sharpness_iters=int(config.sharpness_iters),
       seed=int(config.seed),
   )
 
@@ -278,45 +273,31 @@ def _sweep_runs(f, x0, plan: Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   etas = (*plan.gd_etas, plan.momentum_eta)
   decays = (0.0,) * len(plan.gd_etas) + (plan.momentum_decay,)
   result = wl.sweep(
-      f, _heavy_ball, {"run": np.arange(len(etas))},
-      jax.tree.map(lambda a: a[None], x0), steps=plan.steps,
+      f, _heavy_ball, {"run": np.arange(len(etas))}, _one_seed(x0),
+      steps=plan.steps,
       fixed={"learning_rates": etas, "decays": decays},
-      evaluate=functools.partial(_sharpness, f, plan.power_iters,
-                                 plan.power_tol),
-      eval_every=plan.every,
+      record=("value", "sharpness"), eval_every=plan.every,
+      sharpness_iters=plan.sharpness_iters,
   )
   return (np.asarray(result.values[:, 0]),
           np.asarray(result.evals["sharpness"][:, 0]),
           np.asarray(result.eval_steps))
 
 
-def _sharpness(f, iters, tol, x):
-  return {"sharpness": landscape.sharpness(f, x, iters=iters, tol=tol)}
+def _one_seed(x0):
+  return jax.tree.map(lambda a: a[None], x0)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 2, 3, 4, 5, 6, 7))
-def _adam_scan(f, x0, eta, b1, steps, every, iters, tol):
-  """Adam from x0: f(x_t) for t = 1..steps, and the preconditioned sharpness."""
-  opt = optim.adam(eta, b1=b1)
-
-  def step(carry, _):
-    x, state = carry
-    value, grad = jax.value_and_grad(f)(x)
-    updates, state = opt.update(grad, state, x)
-    return (optax.apply_updates(x, updates), state), value
-
-  def block(carry, _):
-    carry, values = jax.lax.scan(step, carry, None, length=every)
-    x, state = carry
-    s = landscape.preconditioned_sharpness(
-        f, x, landscape.preconditioner(state), iters=iters, tol=tol)
-    return carry, (values, s)
-
-  (x, _), (values, sharpness) = jax.lax.scan(
-      block, (x0, opt.init(x0)), None, length=steps // every)
-  # values[t] is f(x_t), t = 0..steps-1: shift to f(x_t), t = 1..steps.
-  values = jnp.append(values.reshape(-1)[1:], f(x))
-  return values, sharpness
+def _adam_run(f, x0, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+  """Adam: f(x_t) for t = 1..steps, and the preconditioned sharpness."""
+  result = wl.sweep(
+      f, optim.adam, {"learning_rate": np.array([plan.adam_eta])},
+      _one_seed(x0), steps=plan.steps, fixed={"b1": plan.adam_b1},
+      record=("value", "preconditioned_sharpness"), eval_every=plan.every,
+      sharpness_iters=plan.sharpness_iters,
+  )
+  return (np.asarray(result.values[0, 0]),
+          np.asarray(result.evals["preconditioned_sharpness"][0, 0]))
 
 
 def edge_checks(loss: np.ndarray, sharpness: np.ndarray,
@@ -384,9 +365,9 @@ def _report_md(plan: Plan, runs: list[Run], checks: list[Check],
       f"Full-batch runs on a tanh MLP 40-{plan.width}-{plan.width}-10 with the "
       f"mean squared error on {plan.n_examples} MNIST-1D signals, "
       f"{plan.steps} steps; sharpness (adam: preconditioned) every "
-      f"{plan.every} steps by a cold-started power iteration (at most "
-      f"{plan.power_iters} Hessian-vector products, tolerance "
-      f"{plan.power_tol:g}). Initial sharpness {initial:.4g}. "
+      f"{plan.every} steps, in the trace, by {plan.sharpness_iters} "
+      f"warm-started Lanczos steps on Hessian-vector products. Initial "
+      f"sharpness {initial:.4g}. "
       f"{seconds:.0f} s.", "",
       "![edge of stability](edge_of_stability.png)", "",
       f"Checks (issue #17): the sharpness rises by at least "
@@ -417,8 +398,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   plan = validate(config)
   out = cli.prepare_workdir(workdir)
   f, x0 = objective(plan.n_examples, plan.width, plan.seed)
-  initial = float(landscape.sharpness(f, x0, iters=plan.power_iters,
-                                      tol=plan.power_tol))
+  initial = float(landscape.sharpness(f, x0, iters=1000, tol=1e-6))
   labels = [f"gd eta=2/{2 / eta:g}" for eta in plan.gd_etas]
   momentum_edge = edge("momentum", plan.momentum_eta, plan.momentum_decay)
   for label, threshold, key in (
@@ -440,9 +420,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       f"momentum({plan.momentum_decay:g}) eta={plan.momentum_eta:g}",
       "momentum", plan.momentum_eta, momentum_edge, losses[-1],
       sharpness[-1]))
-  adam_loss, adam_sharpness = _adam_scan(
-      f, x0, plan.adam_eta, plan.adam_b1, plan.steps, plan.every,
-      plan.power_iters, plan.power_tol)
+  adam_loss, adam_sharpness = _adam_run(f, x0, plan)
   runs.append(Run(
       f"adam({plan.adam_b1:g}) eta={plan.adam_eta:g}", "adam", plan.adam_eta,
       edge("adam", plan.adam_eta, plan.adam_b1), np.asarray(adam_loss),
