@@ -52,3 +52,7 @@ def test_readme_python_snippets_run_and_keep_their_promises():
   assert ns["trained"].evals["val_accuracy"].shape == (3, 3, 3)
   assert set(ns["trained"].best("val_accuracy", mode="max")) == {"learning_rate"}
   assert ns["one_run"].values.shape == (50,) and not bool(ns["one_run"].diverged)
+  curved = ns["curved"]
+  assert float(curved.evals["sharpness"][-1]) == pytest.approx(
+      float(landscape.sharpness(problems.get("rosenbrock").fn, curved.params)), rel=1e-3)
+  assert ns["adaptive"].evals["preconditioned_sharpness"].shape == (2, 2, 4)

@@ -9,7 +9,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from wonderland import _loop as loop_lib
+from wonderland import _sums as sums_lib
 from wonderland import _run as run_lib
 from wonderland._run import minimize
 
@@ -116,7 +116,7 @@ def test_trace_norms_are_accurate_at_a_million_parameters():
   np.testing.assert_allclose(trace.cos_angles[0], 1.0, rtol=1e-6)
 
 
-@pytest.mark.parametrize("how", ["_blocked_sums", "_flat_sums", "_sums"])
+@pytest.mark.parametrize("how", ["_blocked_sums", "_flat_sums", "sums"])
 def test_trace_sums_of_every_backend_match_float64(how):
   # Both ways of cutting the reduction (blocks on CPU, flat elsewhere) give
   # <u, u>, <u, g>, <g, g> over a pytree: leaves with a tail past the last
@@ -130,7 +130,7 @@ def test_trace_sums_of_every_backend_match_float64(how):
        "b": jnp.zeros((0,)),
        "c": jax.random.normal(keys[4], (5,), jnp.bfloat16),
        "d": jax.random.normal(keys[5], (2048,))}
-  sums = jax.jit(getattr(loop_lib, how))(u, g)
+  sums = jax.jit(getattr(sums_lib, how))(u, g)
   flat64 = lambda t: np.concatenate(
       [np.asarray(a, np.float64).ravel() for a in jax.tree.leaves(t)])
   u64, g64 = flat64(u), flat64(g)

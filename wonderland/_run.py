@@ -57,7 +57,7 @@ from wonderland._loop import RECORDS
 from wonderland._loop import scan_steps
 from wonderland._loop import shift_records
 from wonderland._loop import step
-from wonderland.landscape import curvature as curvature_lib
+from wonderland.landscape import preconditioning
 
 __all__ = ["Trace", "minimize", "DIVERGENCE_THRESHOLD"]
 
@@ -119,7 +119,7 @@ def _minimize_scan(f, optimizer, x0, steps, keep_path, feed, evaluate, every,
   carry = init_carry(optimizer, x0, record)
   kw = dict(feed=feed, keep_params=keep_path, record=record,
             sharpness_iters=sharpness_iters,
-            precondition=curvature_lib.preconditioner_diag)
+            precondition=preconditioning.preconditioner_diag)
   if every is None:
     carry, records, _ = scan_steps(f, optimizer, carry, 0, steps, **kw)
     return carry, records, None
@@ -295,7 +295,7 @@ def minimize(
   with Q_k an orthonormal basis of the Krylov space of the previous
   evaluation's Ritz vector (warm start; the first evaluation starts from a
   fixed vector). It is a lower bound on lambda_max, with its sign
-  (``wonderland.landscape.curvature.warm_sharpness``).
+  (``wonderland.landscape.lanczos.warm_sharpness``).
   ``"preconditioned_sharpness"`` is the top eigenvalue of P^{-1/2} H P^{-1/2},
   with P the diagonal preconditioner of the update that led to x_t, read from
   the state of ``wonderland.optim.adagrad``, ``rmsprop`` or ``adam`` as
@@ -378,7 +378,7 @@ def minimize(
       probes=_loop.curvatures(record),
   )
   if "preconditioned_sharpness" in record:
-    curvature_lib.preconditioned_state(jax.eval_shape(optimizer.init, x0))
+    preconditioning.preconditioned_state(jax.eval_shape(optimizer.init, x0))
   if data is not None:
     data = jax.tree.map(jnp.asarray, data)
   return _minimize_jit(

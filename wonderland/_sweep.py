@@ -44,7 +44,7 @@ from wonderland import _grid
 from wonderland import _sweep_result
 from wonderland import _loop
 from wonderland import data as data_lib
-from wonderland.landscape import curvature as curvature_lib
+from wonderland.landscape import preconditioning
 
 __all__ = ["SweepResult", "sweep", "METRICS"]
 
@@ -84,7 +84,7 @@ def _feed(spec, data, key_data):
 def _precondition(fixed, hp):
   """opt_state -> P's diagonal, with the run's eps and b2 where it has them."""
   given = {**dict(fixed), **hp}
-  return lambda state: curvature_lib.preconditioner_diag(
+  return lambda state: preconditioning.preconditioner_diag(
       state, eps=given.get("eps"), b2=given.get("b2"))
 
 
@@ -325,7 +325,7 @@ def sweep(
   if "preconditioned_sharpness" in record:
     first = make_optimizer(**dict(fixed_items),
                            **{n: v[0] for n, v in zip(names, values)})
-    curvature_lib.preconditioned_state(jax.eval_shape(first.init, one_seed))
+    preconditioning.preconditioned_state(jax.eval_shape(first.init, one_seed))
   grid_shape = tuple(v.size for v in values)
   n_runs = math.prod(grid_shape) * n_seeds
   _grid.check_size(n_runs, steps, len(record), one_seed)

@@ -68,6 +68,7 @@ from wonderland.jobs import figures as figures_lib
 from wonderland.jobs import html
 from wonderland.jobs import optimizers as optimizers_lib
 from wonderland.jobs import provenance
+from wonderland.jobs import train_report
 from wonderland.jobs.compare import cells as cells_lib
 from wonderland.jobs.compare import protocol
 from wonderland.jobs.optimizers import describe
@@ -399,7 +400,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
   print(f"\nvalidation targets (the best median validation accuracy less "
         f"{plan.target_margin:g}): "
         + ", ".join(f"{k} {v:.3f}" for k, v in targets.items()) + ".")
-  edges = _edge_cells(rows)
+  edges = train_report.edge_cells(rows)
   print(f"\nedge cells ({len(edges)} of {len(rows)}: eta* at an end of "
         f"[{plan.learning_rates[0]:g}, {plan.learning_rates[-1]:g}]; widen "
         f"--config.lr_min/lr_max): {'; '.join(edges) or 'none'}.")
@@ -408,7 +409,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
       out / "results.jsonl",
       "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
   files.atomic_write(out / "curves.csv", report.csv_text(curves, CURVE_COLUMNS))
-  markdown = _report_md(plan, rows, figures, out, env)
+  markdown = train_report.report_md(plan, rows, figures, out, env)
   files.atomic_write(out / "report.md", markdown)
   files.atomic_write(out / "report.html",
                      html.page(markdown, out, title="train"))
@@ -422,60 +423,3 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
 def _json_number(x) -> float | None:
   x = float(x)
   return x if math.isfinite(x) else None
-
-
-def _edge_cells(rows) -> list[str]:
-  return [f"{r['optimizer']} on {r['task']} ({r['edge']})"
-          for r in rows if r["edge"]]
-
-
-def _report_md(plan: Plan, rows, figures, out: Path,
-               env: Mapping[str, Any]) -> str:
-  v = env["versions"]
-  git = env.get("git")
-  lines = [
-      "# Training tasks: optimizers tuned on validation, reported on test",
-      "",
-      f"{len(plan.learning_rates)} learning rates from "
-      f"{plan.learning_rates[0]:.3g} to {plan.learning_rates[-1]:.3g} x "
-      f"{plan.seeds} seeds, {plan.steps} steps of batch {plan.batch_size}, "
-      f"evaluated every {plan.eval_every} steps. eta* maximises the median "
-      "validation accuracy over seeds (compared at 5 significant digits; "
-      "ties to the lower validation loss, then to the smaller eta); the test "
-      "accuracy is the median over seeds at eta*, with its interquartile "
-      "range. The validation target of a task is the best median validation "
-      f"accuracy any optimizer reached, less {plan.target_margin:g}; *steps* "
-      "is the first evaluated step at which the median validation accuracy "
-      "over seeds reaches it. `paper` is Adam's test accuracy in Greydanus and Kobak "
-      "(2024), which trains on all 4,000 training examples (we hold 500 out).",
-      "",
-      f"Computed with jax {v['jax']}, optax {v['optax']}, wonderland "
-      f"{v['wonderland']} ({'commit ' + git['commit'][:12] if git else 'no git commit'})"
-      f" on {env['device_count']} x {env['device_kind']}.",
-      "",
-  ]
-  swept = any(o.swept for o in plan.optimizers)
-  table = []
-  for r in rows:
-    table.append({
-        "task": r["task"], "optimizer": r["optimizer"],
-        "eta*": r["best_learning_rate"] if not r["edge"]
-                else f"{r['best_learning_rate']:.3g} ({r['edge']})",
-        "hparams": r["hparams"],
-        "val acc": r["median_val_accuracy"],
-        "test acc": f"{r['median_test_accuracy']:.3f} "
-                    f"[{r['test_accuracy_q25']:.3f}, "
-                    f"{r['test_accuracy_q75']:.3f}]",
-        "target": r["val_target"], "steps": r["median_steps_to_target"],
-        "paper": r["paper_test_accuracy"],
-    })
-  columns = ("task", "optimizer", "eta*", *(("hparams",) if swept else ()),
-             "val acc", "test acc", "target", "steps", "paper")
-  lines.append(report.markdown_table(table, columns))
-  edges = _edge_cells(rows)
-  lines += ["", f"**Edge cells** ({len(edges)} of {len(rows)}; eta* at an end "
-            "of the grid: widen it and rerun): "
-            + ("; ".join(edges) if edges else "none") + ".", ""]
-  for task, path in figures.items():
-    lines.append(f"![{task}]({Path(path).relative_to(out).as_posix()})")
-  return "\n".join(lines) + "\n"

@@ -34,7 +34,7 @@ from wonderland._checks import key as check_key  # pylint: disable=g-bad-import-
 from wonderland.landscape.convexity import convexity_test
 from wonderland.landscape.convexity import ConvexityReport
 from wonderland.landscape.curvature import preconditioned_sharpness
-from wonderland.landscape.curvature import preconditioner
+from wonderland.landscape.preconditioning import preconditioner
 from wonderland.landscape.curvature import sharpness
 from wonderland.landscape.curvature import smoothness
 from wonderland.landscape.descent import is_descent_direction
