@@ -17,26 +17,12 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import wonderland as wl
+from tests import _models
 from wonderland import landscape
 from wonderland import optim
 
 
-@functools.lru_cache(maxsize=None)
-def _mlp():
-  """A 3-4-2 tanh MLP with squared error on 16 fixed examples (24 parameters)."""
-  rng = np.random.default_rng(1)
-  inputs = jnp.asarray(rng.standard_normal((16, 3)), jnp.float32)
-  targets = jnp.asarray(rng.standard_normal((16, 2)), jnp.float32)
-  params = {"w1": jnp.asarray(rng.standard_normal((3, 4)), jnp.float32),
-            "b1": jnp.asarray(0.1 * rng.standard_normal(4), jnp.float32),
-            "w2": jnp.asarray(rng.standard_normal((4, 2)), jnp.float32)}
-
-  def loss(p, batch=None):
-    x, y = (inputs, targets) if batch is None else batch
-    out = jnp.tanh(x @ p["w1"] + p["b1"]) @ p["w2"]
-    return jnp.mean((out - y) ** 2)
-
-  return loss, params, (inputs, targets)
+_mlp = _models.tiny_mlp
 
 
 @functools.lru_cache(maxsize=None)

@@ -11,6 +11,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from tests import _models
 from wonderland import landscape
 from wonderland import optim
 from wonderland import problems
@@ -400,20 +401,9 @@ def _top_eigenvalue(f, x):
   return float(np.linalg.eigvalsh((h + h.T) / 2)[-1])
 
 
-@functools.lru_cache(maxsize=None)
 def _mlp():
   """A 3-4-2 tanh MLP with squared error on 16 fixed examples: a pytree x."""
-  rng = np.random.default_rng(1)
-  inputs = jnp.asarray(rng.standard_normal((16, 3)), jnp.float32)
-  targets = jnp.asarray(rng.standard_normal((16, 2)), jnp.float32)
-  params = {"w1": jnp.asarray(rng.standard_normal((3, 4)), jnp.float32),
-            "b1": jnp.asarray(0.1 * rng.standard_normal(4), jnp.float32),
-            "w2": jnp.asarray(rng.standard_normal((4, 2)), jnp.float32)}
-
-  def loss(p):
-    out = jnp.tanh(inputs @ p["w1"] + p["b1"]) @ p["w2"]
-    return jnp.mean((out - targets) ** 2)
-
+  loss, params, _ = _models.tiny_mlp()
   return loss, params
 
 
