@@ -8,6 +8,9 @@ in test_experiments.py.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -170,7 +173,7 @@ def test_prepare_workdir_refuses_what_it_cannot_use(tmp_path):
   assert not (tmp_path / "cells").exists()
   assert cli.prepare_workdir(tmp_path / "new", ("cells",)) == tmp_path / "new"
   assert (tmp_path / "new" / "cells").is_dir()
-  assert not list((tmp_path / "new").glob(".probe-*"))
+  assert not list((tmp_path / "new").glob(".probe.*"))
 
 
 # --- the platform ----------------------------------------------------------------
@@ -211,3 +214,60 @@ def test_a_platform_this_machine_lacks_is_one_sentence():
     jax.config.update("jax_platforms", before)
   assert str(info.value).startswith(
       "--platform must name a backend this machine has; got 'gpu'")
+
+
+# --- config files that cannot make a config ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("def get_config(:\n  pass\n",
+         "--config must be a Python file that parses, got '{path}' (invalid "
+         "syntax at line 1)."),
+        ("raise RuntimeError('boom')\n",
+         "--config must be a Python file that runs, got '{path}' "
+         "(RuntimeError: boom)."),
+        ("CONFIG = 1\n",
+         "--config must be a file that defines get_config(), got '{path}', "
+         "which does not."),
+        ("def get_config():\n  return 3\n",
+         "--config must be a file whose get_config() returns an "
+         "ml_collections.ConfigDict, got '{path}', which returns int 3."),
+        ("def get_config():\n  return {'steps': 3}\n",
+         "--config must be a file whose get_config() returns an "
+         "ml_collections.ConfigDict, got '{path}', which returns dict "
+         "{{'steps': 3}}."),
+        ("def get_config():\n  raise ValueError('no variant.')\n",
+         "--config must name a config that get_config() makes, got '{path}' "
+         "(ValueError: no variant)."),
+    ],
+)
+def test_a_config_file_that_cannot_make_a_config_is_one_sentence(
+    tmp_path, source, message):
+  path = tmp_path / "broken.py"
+  path.write_text(source)
+  expected = message.format(path=path)
+  # Given with --config (with and without an override), or the default.
+  assert _refusal("taylor", f"--config={path}") == expected
+  assert _refusal("taylor", "--config", str(path), "--config.dx=0.1") == (
+      expected)
+  with pytest.raises(cli.ConfigError) as info:
+    cli.parse("broken", tmp_path, ["prog", "--config.dx=0.1"])
+  assert str(info.value) == expected
+
+
+def test_a_config_file_with_a_syntax_error_is_the_whole_output(tmp_path):
+  # The one process of these tests: what run_app prints, and its status.
+  path = tmp_path / "broken.py"
+  path.write_text("def get_config(:\n  pass\n")
+  result = subprocess.run(
+      [sys.executable, str(ROOT / "experiments" / "taylor.py"),
+       f"--config={path}", f"--workdir={tmp_path / 'run'}"],
+      capture_output=True, text=True, cwd=ROOT, timeout=120,
+      env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert result.returncode == 2
+  assert result.stderr == (
+      f"error: --config must be a Python file that parses, got '{path}' "
+      "(invalid syntax at line 1).\n")
+  assert result.stdout == "" and not (tmp_path / "run").exists()

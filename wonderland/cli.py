@@ -7,31 +7,51 @@ raises ``ConfigError`` with one sentence naming the key, the value given and
 what is allowed; ``run_app`` makes that sentence the whole output
 (``error: <sentence>`` on stderr) with exit status 2, and no traceback.
 
+A ``--config`` file that cannot make a config (a syntax error, an exception,
+no ``get_config``, or a ``get_config`` that returns something other than an
+``ml_collections.ConfigDict``) is one such sentence too, naming the file.
+
 A job checks its whole config (with the ``require_*`` and ``split_*`` checks
-here) and its ``--workdir`` (``prepare_workdir``) before it writes anything.
-Writing files is not a command-line concern: see ``wonderland.files``.
+here) and its ``--workdir`` (``prepare_workdir``) before it writes anything;
+a write that fails once it has started (a full disk) raises
+``WorkdirError``, printed the same way. Writing files is not a command-line
+concern: see ``wonderland.files``.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import importlib.util
 import logging
-import math
-import numbers
 import os
 import sys
 import tempfile
+import types
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
-import numpy as np
 from absl import app
 from absl import flags
+import ml_collections
 from ml_collections import config_flags
+
+# The config-value checks and their bounds live in ``wonderland.config_values``;
+# the jobs use them from here. pylint: disable=unused-import
+from wonderland.config_values import ConfigError
+from wonderland.config_values import FLOAT32_MAX
+from wonderland.config_values import FLOAT32_TINY
+from wonderland.config_values import require_distinct
+from wonderland.config_values import require_finite
+from wonderland.config_values import require_positive
+from wonderland.config_values import require_seed
+from wonderland.config_values import SEED_LIMIT
+from wonderland.config_values import split_names
+from wonderland.config_values import split_numbers
 
 __all__ = [
     "ConfigError",
+    "WorkdirError",
     "define_flags",
     "run_app",
     "set_platform",
@@ -46,16 +66,13 @@ __all__ = [
 ]
 
 PLATFORMS = ("cpu", "gpu", "tpu")
-# Seeds are uint32: ``jax.random.key`` and ``fold_in`` take no more.
-SEED_LIMIT = 2**32
-# The smallest and the largest positive normal float32: a number outside them
-# is 0 (a flushed subnormal) or inf once cast to float32.
-FLOAT32_TINY = float(np.finfo(np.float32).tiny)
-FLOAT32_MAX = float(np.finfo(np.float32).max)
+class WorkdirError(ConfigError):
+  """A ``--workdir`` that could not take a write, said in one sentence.
 
-
-class ConfigError(ValueError):
-  """A config value or flag that cannot be used, said in one sentence."""
+  Raised once the job has started (a full disk, a directory that appeared
+  where an output goes); a ``ConfigError``, so that ``run_app`` prints it
+  the same way.
+  """
 
 
 def _fail(message: str) -> None:
@@ -136,36 +153,93 @@ def _default_config(flag_values: flags.FlagValues) -> str | None:
     return None
 
 
+def _first_line(e: BaseException) -> str:
+  """``Type: first line of the message`` without a final period."""
+  lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+  message = lines[0].rstrip(".") if lines else ""
+  return f"{type(e).__name__}: {message}" if message else type(e).__name__
+
+
+def _config_file_error(spec: str | None) -> str | None:
+  """The sentence for a ``--config`` file that cannot make a config, or None.
+
+  The file of ``spec`` (``path[:variant]``) is run and its ``get_config``
+  called, as ml_collections does. None if it makes a ``ConfigDict`` or
+  cannot be read at all (the caller then says why the flag failed).
+  """
+  if not spec:
+    return None
+  path, _, variant = spec.partition(":")
+  if not os.path.isfile(path):
+    return None
+  loader = importlib.machinery.SourceFileLoader("_wonderland_config", path)
+  module = types.ModuleType(loader.name)
+  module.__file__ = path
+  try:
+    loader.exec_module(module)
+  except SyntaxError as e:
+    return (f"--config must be a Python file that parses, got {path!r} "
+            f"({e.msg} at line {e.lineno}).")
+  except Exception as e:  # pylint: disable=broad-except
+    return (f"--config must be a Python file that runs, got {path!r} "
+            f"({_first_line(e)}).")
+  get_config = getattr(module, "get_config", None)
+  if not callable(get_config):
+    return (f"--config must be a file that defines get_config(), got "
+            f"{path!r}, which does not.")
+  try:
+    config = get_config(variant) if variant else get_config()
+  except Exception as e:  # pylint: disable=broad-except
+    return (f"--config must name a config that get_config() makes, got "
+            f"{spec!r} ({_first_line(e)}).")
+  if not isinstance(config, ml_collections.ConfigDict):
+    shown = repr(config)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return (f"--config must be a file whose get_config() returns an "
+            f"ml_collections.ConfigDict, got {path!r}, which returns "
+            f"{type(config).__name__} {shown}.")
+  return None
+
+
+def _flag_error(e: Exception, argv: Sequence[str],
+                flag_values: flags.FlagValues) -> str | None:
+  """The sentence for an exception of absl's parsing, or None (a bug)."""
+  if isinstance(e, OSError):
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return f"--config could not be loaded: {lines[-1]}"
+  if isinstance(e, flags.Error):
+    # ml_collections puts the config file's traceback inside the message.
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
+  if isinstance(e, (AttributeError, KeyError, TypeError, ValueError)):
+    # With --config given, ml_collections applies the overrides here.
+    return _override_error(e, argv[1:], _default_config(flag_values))
+  return None
+
+
 def _parse_flags(argv: Sequence[str],
                  flag_values: flags.FlagValues) -> list[str]:
   """Parses argv into flag_values; returns argv[:1] (no positional argument).
 
   Raises:
     ConfigError: for a flag that does not parse, a config file that cannot be
-      loaded, a bad or unknown ``--config.key`` override, or a positional
-      argument.
+      loaded or cannot make a config, a bad or unknown ``--config.key``
+      override, or a positional argument.
   """
   argv = list(argv)
   # ml_collections raises plain AttributeError/KeyError/TypeError for a bad
-  # ``--config.key=value``; absl would print a traceback for those.
+  # ``--config.key=value``, and whatever the config file raises (a
+  # SyntaxError); absl would print a traceback for those.
   try:
     rest = flag_values(argv)
     if "config" in flag_values:  # a missing file only fails when first read
       getattr(flag_values["config"].value, "to_dict")
-  except OSError as e:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    raise ConfigError(f"--config could not be loaded: {lines[-1]}") from None
-  except flags.Error as e:
-    # ml_collections puts the config file's traceback inside the message.
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    raise ConfigError(
-        lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
-    ) from None
-  except (AttributeError, KeyError, TypeError, ValueError) as e:
-    # With --config given, ml_collections applies the overrides here.
-    raise ConfigError(
-        _override_error(e, argv[1:], _default_config(flag_values))
-    ) from None
+  except Exception as e:  # pylint: disable=broad-except
+    spec = _config_arg(argv[1:]) or _default_config(flag_values)
+    sentence = _config_file_error(spec) or _flag_error(e, argv, flag_values)
+    if sentence is None:
+      raise
+    raise ConfigError(sentence) from None
   if len(rest) > 1:
     raise ConfigError(
         f"unexpected positional arguments {rest[1:]}; pass flags only."
@@ -176,16 +250,26 @@ def _parse_flags(argv: Sequence[str],
 def _define(name: str, config_dir: str | os.PathLike,
             flag_values: flags.FlagValues, argv: Sequence[str] | None):
   default = str(Path(config_dir) / f"{name}.py")
+  # ml_collections runs every config file as the module "config_config",
+  # into the one already in sys.modules if any: a file parsed in the same
+  # process before (``parse`` in tests) would lend its get_config to a file
+  # without one.
+  sys.modules.pop("config_config", None)
   try:
     config = config_flags.DEFINE_config_file(
         "config", default, f"The {name} config file.",
         flag_values=flag_values, lock_config=True,
         sys_argv=None if argv is None else list(argv),
     )
-  except (AttributeError, KeyError) as e:
+  except Exception as e:  # pylint: disable=broad-except
     # Without --config, ml_collections applies the overrides right here.
     given = sys.argv if argv is None else argv
-    raise ConfigError(_override_error(e, given[1:], default)) from None
+    sentence = _config_file_error(_config_arg(given[1:]) or default)
+    if sentence is None and isinstance(e, (AttributeError, KeyError)):
+      sentence = _override_error(e, given[1:], default)
+    if sentence is None:
+      raise
+    raise ConfigError(sentence) from None
   workdir = flags.DEFINE_string(
       "workdir", f"runs/{name}", "Directory for everything the run writes.",
       flag_values=flag_values,
@@ -254,135 +338,6 @@ def run_app(main_fn: Callable[[Sequence[str]], Any]) -> None:
                                                     flags.FLAGS))
 
 
-def _is_number(value: Any) -> bool:
-  return isinstance(value, numbers.Real) and not isinstance(
-      value, (bool, np.bool_)
-  )
-
-
-def _as_float(value: Any) -> float:
-  """float(value), with an int too large for a float as inf."""
-  try:
-    return float(value)
-  except OverflowError:
-    return math.inf if value > 0 else -math.inf
-
-
-def require_positive(
-    key: str, value: Any, *, integer: bool = False, float32: bool = False
-) -> None:
-  """Raises ``ConfigError`` unless ``value`` is a finite number > 0.
-
-  Args:
-    key: the config key, for the message.
-    value: the value to check.
-    integer: also require a whole number.
-    float32: also require that the value stays finite and > 0 once cast to
-      float32 (a normal float32, between ``FLOAT32_TINY`` and
-      ``FLOAT32_MAX``), for values that enter a float32 computation.
-  """
-  kind = "a positive integer" if integer else "a finite positive number"
-  ok = _is_number(value) and math.isfinite(_as_float(value)) and value > 0
-  ok = ok and (not integer or isinstance(value, numbers.Integral)
-               or float(value).is_integer())
-  if not ok:
-    raise ConfigError(f"config.{key} must be {kind}, got {value!r}.")
-  if float32 and not FLOAT32_TINY <= _as_float(value) <= FLOAT32_MAX:
-    raise ConfigError(
-        f"config.{key} must be a positive number that float32 represents "
-        f"(from {FLOAT32_TINY:.3g} to {FLOAT32_MAX:.3g}), got {value!r}."
-    )
-
-
-def require_finite(key: str, value: Any) -> None:
-  """Raises ``ConfigError`` unless ``value`` is a finite number (no nan, inf)."""
-  if not (_is_number(value) and math.isfinite(_as_float(value))):
-    raise ConfigError(f"config.{key} must be a finite number, got {value!r}.")
-
-
-def require_seed(key: str, value: Any) -> None:
-  """Raises ``ConfigError`` unless ``value`` is an integer in [0, 2**32)."""
-  ok = isinstance(value, numbers.Integral) and not isinstance(
-      value, (bool, np.bool_)
-  )
-  if not (ok and 0 <= value < SEED_LIMIT):
-    raise ConfigError(
-        f"config.{key} must be an integer in [0, 2**32) (jax.random keys are "
-        f"uint32), got {value!r}."
-    )
-
-
-def require_distinct(key: str, items: Sequence[Any], value: Any) -> None:
-  """Raises ``ConfigError`` if ``items``, parsed from ``value``, repeat one."""
-  seen = []
-  for item in items:
-    if item in seen:
-      raise ConfigError(
-          f"config.{key} must list each entry once, got {value!r} "
-          f"({item!r} more than once)."
-      )
-    seen.append(item)
-
-
-def split_names(key: str, value: str | Iterable[str], valid: Sequence[str]):
-  """Parses a comma-separated list of distinct names, each one of ``valid``.
-
-  ``valid`` may hold ``"optax.*"``: any ``optax.<name>`` is then accepted here
-  and checked by the caller.
-  """
-  names = value.split(",") if isinstance(value, str) else list(value)
-  names = [n.strip() for n in names if n.strip()]
-  if not names:
-    raise ConfigError(
-        f"config.{key} must name at least one of {', '.join(valid)}; got "
-        f"{value!r}."
-    )
-  for name in names:
-    if name in valid or ("optax.*" in valid and name.startswith("optax.")):
-      continue
-    raise ConfigError(
-        f"config.{key} has an unknown name {name!r}; valid names are "
-        f"{', '.join(valid)}."
-    )
-  require_distinct(key, names, value)
-  return names
-
-
-def split_numbers(key: str, value: Any, low: float, high: float, *,
-                  closed: tuple[bool, bool] = (True, True),
-                  integer: bool = False) -> list:
-  """Parses a comma-separated list of distinct numbers, each in [low, high].
-
-  Args:
-    key: the config key, for the message.
-    value: the string (or a single number) to parse.
-    low, high: the interval's ends.
-    closed: whether each end belongs to it (``(False, True)``: (low, high]).
-    integer: parse integers (``int``) instead of floats.
-
-  Raises:
-    ConfigError: for an empty list, an entry that does not parse or lies
-      outside the interval, or an entry given twice.
-  """
-  parse = int if integer else float
-  try:
-    items = [parse(v) for v in str(value).split(",") if v.strip()]
-  except ValueError:
-    items = []
-  def inside(v):
-    return ((low <= v if closed[0] else low < v)
-            and (v <= high if closed[1] else v < high))
-  if not items or not all(inside(v) for v in items):
-    interval = (f"{'[' if closed[0] else '('}{low:g}, {high:g}"
-                f"{']' if closed[1] else ')'}")
-    raise ConfigError(
-        f"config.{key} must be comma-separated "
-        f"{'integers' if integer else 'numbers'} in {interval}, got {value!r}."
-    )
-  require_distinct(key, items, value)
-  return items
-
-
 def set_platform(platform: str | None) -> None:
   """Selects JAX's backend (``cpu``, ``gpu`` or ``tpu``) before it starts.
 
@@ -430,7 +385,10 @@ def prepare_workdir(
   path = Path(workdir)
   try:
     path.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+    # Named as wonderland.files names its temporaries: a killed run's probe
+    # is removed by the next run (files.remove_temporaries).
+    with tempfile.NamedTemporaryFile(dir=path, prefix=".probe.",
+                                     suffix=".tmp"):
       pass
   except OSError as e:
     raise ConfigError(

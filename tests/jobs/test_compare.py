@@ -17,6 +17,7 @@ import numpy as np
 import optax
 import pytest
 
+import wonderland
 from wonderland import batching
 from wonderland import optim
 from wonderland import problems
@@ -317,6 +318,9 @@ def test_environment_is_recorded_and_never_fails_without_git(monkeypatch,
                                                              tmp_path):
   env = provenance.environment()
   assert env["versions"]["optax"] == optax.__version__
+  # wonderland's own version is the package's, not an editable install's
+  # stale metadata.
+  assert env["versions"]["wonderland"] == wonderland.__version__
   assert env["device_count"] >= 1
   def no_git(*args, **kwargs):
     raise FileNotFoundError("git")

@@ -46,6 +46,14 @@ _PRESENTATION = ("plots", "jobs", "report.py", "cli.py", "files.py")
 
 
 def _version(package: str) -> str | None:
+  """The version of ``package``: installed metadata, or its ``__version__``.
+
+  wonderland's own is ``wonderland.__version__``: the metadata of an
+  editable install keeps the version of the day it was installed.
+  """
+  if package == "wonderland":
+    import wonderland  # pylint: disable=g-import-not-at-top
+    return wonderland.__version__
   try:
     return importlib.metadata.version(package)
   except importlib.metadata.PackageNotFoundError:

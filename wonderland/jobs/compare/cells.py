@@ -6,8 +6,10 @@ everything that determined it (``fingerprint``), so that a rerun with the
 same workdir reads it back instead of computing it again, and never reads
 back a cell that another optimizer, problem, grid or library would compute
 differently. A cell is written atomically (a temporary file, then a rename);
-a missing, truncated or corrupt file, one of an older layout, or one of
-another fingerprint reads as None: the cell is computed again.
+a missing, truncated or corrupt file, one of an older layout, one of another
+fingerprint, or one whose contents do not fit the plan (``Layout``: its
+names, grid, variants, and the shapes and dtypes of its arrays) reads as
+None: the cell is computed again.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from absl import logging
 
 from wonderland import files
 
-__all__ = ["Cell", "fingerprint", "cell_path", "save_cell", "load_cell"]
+__all__ = ["Cell", "Layout", "fingerprint", "cell_path", "save_cell",
+           "load_cell", "mismatch"]
 
 
 class Cell(NamedTuple):
@@ -67,6 +71,56 @@ class Cell(NamedTuple):
   def variants(self) -> list[dict[str, Any]]:
     """The swept hyperparameters of each configuration (empty dicts if none)."""
     return json.loads(self.variants_json)
+
+
+class Layout(NamedTuple):
+  """What a cell of the plan holds, to check a cell read back against.
+
+  Attributes:
+    optimizer, problem: the optimizer's label and the problem's name.
+    learning_rates: eta of each configuration ``~ (n_configs,)`` (float64).
+    variants_json: the swept hyperparameters of each configuration.
+    num_seeds, steps, dim: seeds, steps per run, the problem's dimension.
+  """
+
+  optimizer: str
+  problem: str
+  learning_rates: np.ndarray
+  variants_json: str
+  num_seeds: int
+  steps: int
+  dim: int
+
+  def shapes(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """The shape and dtype of each array of such a cell."""
+    n = len(self.learning_rates)
+    path_steps = self.steps + 1 if self.dim == 2 else 0
+    f32 = np.dtype(np.float32)
+    return {
+        "learning_rates": ((n,), np.dtype(np.float64)),
+        "values": ((n, self.num_seeds, self.steps), f32),
+        "diverged": ((n, self.num_seeds), np.dtype(bool)),
+        "final_x": ((n, self.num_seeds, self.dim), f32),
+        "path": ((path_steps, self.dim), f32),
+    }
+
+
+def mismatch(cell: Cell, layout: Layout) -> str | None:
+  """What of ``cell`` does not fit ``layout`` (a phrase), or None if it fits."""
+  for key, (shape, dtype) in layout.shapes().items():
+    a = np.asarray(getattr(cell, key))
+    if a.shape != shape or a.dtype != dtype:
+      return (f"{key} is {a.dtype}{list(a.shape)}, the plan's "
+              f"{dtype}{list(shape)}")
+  for key in ("optimizer", "problem", "variants_json"):
+    given, planned = getattr(cell, key), getattr(layout, key)
+    if given != planned:
+      return f"{key} is {given!r}, the plan's {planned!r}"
+  if not np.array_equal(cell.learning_rates, layout.learning_rates):
+    return "its learning rates are not the plan's"
+  if cell.program_runs < 1 or cell.program_cells < 1:
+    return f"it counts {cell.program_runs} runs in {cell.program_cells} cells"
+  return None
 
 
 def fingerprint(**parts: Any) -> str:
@@ -115,20 +169,33 @@ def save_cell(path: str | Path, cell: Cell) -> None:
   files.atomic_write(path, buf.getvalue())
 
 
-def load_cell(path: str | Path, fingerprint: str | None = None) -> Cell | None:
-  """Reads a cell back; None if missing, unreadable or of another fingerprint."""
+def load_cell(path: str | Path, fingerprint: str | None = None,
+              layout: Layout | None = None) -> Cell | None:
+  """Reads a cell back.
+
+  Returns:
+    The cell; None if the file is missing, unreadable, of another
+    fingerprint than ``fingerprint`` (when given) or does not fit ``layout``
+    (when given; logged with what does not fit).
+  """
   try:
     with np.load(path, allow_pickle=False) as data:
       fields = {k: data[k] for k in Cell._fields}
-  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    for key in ("optimizer", "problem", "variants_json", "fingerprint"):
+      fields[key] = str(fields[key])
+    for key in ("compile_seconds", "run_seconds"):
+      fields[key] = float(fields[key])
+    for key in ("program_runs", "program_cells"):
+      fields[key] = int(fields[key])
+  except (OSError, ValueError, TypeError, KeyError, EOFError,
+          zipfile.BadZipFile):
     return None  # a truncated or corrupt file: the cell is computed again
-  for key in ("optimizer", "problem", "variants_json", "fingerprint"):
-    fields[key] = str(fields[key])
-  for key in ("compile_seconds", "run_seconds"):
-    fields[key] = float(fields[key])
-  for key in ("program_runs", "program_cells"):
-    fields[key] = int(fields[key])
   cell = Cell(**fields)
   if fingerprint is not None and cell.fingerprint != fingerprint:
+    return None
+  wrong = None if layout is None else mismatch(cell, layout)
+  if wrong is not None:
+    logging.warning("%s does not fit the plan (%s): computed again.", path,
+                    wrong)
     return None
   return cell

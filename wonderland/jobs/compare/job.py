@@ -28,19 +28,48 @@ Resume: each finished cell is saved as ``cells/<label>__<problem>.npz``
 determines it (the optimizer's factory and its source, every
 hyperparameter, the problem's definition and initial points, grid, seeds,
 steps, the versions of jax, jaxlib, optax, numpy and wonderland, and a hash of
-wonderland's computing code). A rerun with the same workdir reads matching
-cells back and computes only the others; a run killed at any moment loses at
-most the batch in flight. Every other output (``summary.csv``,
-``results.jsonl``, ``curves.csv``, ``report.md``, ``report.html``, the
-figures) is rebuilt from the cells and written atomically; ``config.json``
-(the resolved config and ``environment``: versions, devices, git commit) is
-written last, so a run that fails (or is killed) leaves the previous one's as
-it was. Resume does not read it: each cell carries its own fingerprint.
+wonderland's computing code). A rerun with the same workdir reads back the
+cells whose fingerprint matches and whose contents fit the plan (names,
+grid, shapes, dtypes: ``cells.Layout``) and computes the others; a run killed
+at any moment loses at most the batch in flight.
+
+Kills and reruns give the same bytes. XLA may round a cell differently in a
+differently shaped program (another set of problems behind the switch), so
+the batches are a function of the plan alone, never of which cells are
+missing: a batch with any cell missing is computed again whole, in the same
+program as in an uninterrupted run, and only its missing cells are saved.
+Everything else is rebuilt from the cells. So a run killed at any point and
+rerun with the same workdir writes ``summary.csv``, ``results.jsonl``,
+``curves.csv`` and ``report.md`` byte for byte as an uninterrupted run does
+(in the same environment), except the two wall-clock columns of
+``summary.csv`` (``report.TIMING_COLUMNS``: each cell keeps the times of the
+program that computed it).
+
+The outputs are one set. ``summary.csv``, ``results.jsonl``, ``curves.csv``,
+``report.md``, ``report.html``, the figures and ``config.json`` (the resolved
+config and ``environment``: versions, devices, git commit) are written into a
+staging directory, then moved into the workdir together by
+``wonderland.files.publish``, which deletes ``manifest.json`` first and writes
+it last with the sha256 of every file of the set. What a reader can rely on:
+where ``wonderland.files.read_manifest(workdir)`` returns the manifest, the
+files it lists are one run's, whole; where there is no ``manifest.json``, a
+run is writing them or was killed while doing so, and a rerun completes the
+set (it reads every cell back). A run that fails or is killed before that
+point leaves the previous run's set, manifest included, as it was.
+
+Damaged workdirs. A rerun first deletes the temporary files a killed run
+left in the workdir, ``cells/`` and ``figures/`` (``files.remove_temporaries``:
+only names of that pattern, and stale staging directories). A directory
+where an output, a figure or a cell file goes is refused before anything is
+written; a write that fails later (a full disk) stops the run with one
+sentence (``cli.WorkdirError``), the cells saved so far kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import time
 import zlib
 from pathlib import Path
@@ -58,6 +87,7 @@ from wonderland import problems as problems_lib
 from wonderland.jobs import optimizers as optimizers_lib
 from wonderland.jobs import provenance
 from wonderland.jobs.compare import cells as cells_lib
+from wonderland.jobs.compare import figures as compare_figures
 from wonderland.jobs.compare import protocol
 from wonderland.jobs.compare import report as compare_report
 from wonderland.jobs.compare.cells import Cell
@@ -65,6 +95,10 @@ from wonderland.jobs.compare.config import Plan
 from wonderland.jobs.compare.config import validate
 
 __all__ = ["initial_points", "run"]
+
+# The files of a run's output set besides the figures (module docstring).
+_OUTPUTS = ("summary.csv", "results.jsonl", "curves.csv", "report.md",
+            "report.html", "config.json", files.MANIFEST)
 
 
 def initial_points(problem: problems_lib.Problem, seed: int, n: int):
@@ -118,11 +152,12 @@ def _fingerprints(plan: Plan) -> dict[tuple[str, str], str]:
 
 def _batches(pending: Sequence[tuple[str, str]], dims: Mapping[str, int],
              mode: str) -> list[tuple[list[str], list[str]]]:
-  """Groups pending (optimizer, problem) cells into programs.
+  """Groups (optimizer, problem) cells into programs.
 
-  Problems of different dimensions never share a program. A batch is a product
-  optimizers x problems; it may recompute a cell that is already done (that
-  cell's saved copy is kept).
+  Problems of different dimensions never share a program; a batch is a
+  product optimizers x problems, in the order of ``pending``. ``run`` passes
+  every cell of the plan, so that a cell is computed in the same program
+  whichever cells are already done.
   """
   batches = []
   by_dim: dict[int, list[tuple[str, str]]] = {}
@@ -144,12 +179,15 @@ def _batches(pending: Sequence[tuple[str, str]], dims: Mapping[str, int],
 
 
 def _compute(plan: Plan, opts, probs, done: Mapping[tuple[str, str], Cell],
-             workdir: Path, fingerprints: Mapping[tuple[str, str], str]
+             fingerprints: Mapping[tuple[str, str], str]
              ) -> dict[tuple[str, str], Cell]:
-  """Runs one batch, computes the 2-D paths, saves the new cells.
+  """Runs one batch and computes the 2-D paths.
 
   Every variant of every optimizer is one factory of the program; a cell
   gathers its optimizer's variants eta-major (``cells.Cell``).
+
+  Returns:
+    The batch's cells that are not in ``done`` (unsaved).
   """
   problems = [plan.problems[p] for p in probs]
   factories, owner = [], {}
@@ -207,9 +245,74 @@ def _compute(plan: Plan, opts, probs, done: Mapping[tuple[str, str], Cell],
         program_runs=n_runs, program_cells=len(opts) * len(probs),
         fingerprint=fingerprints[(o, p)],
     )
-    cells_lib.save_cell(cells_lib.cell_path(workdir, o, p), cell)
     new[(o, p)] = cell
   return new
+
+
+def _layouts(plan: Plan) -> dict[tuple[str, str], cells_lib.Layout]:
+  """The ``cells.Layout`` of every cell of the plan, by (label, problem)."""
+  layouts = {}
+  for o in plan.optimizers:
+    variants = o.variants()
+    n_lr = len(plan.learning_rates)
+    for p, problem in plan.problems.items():
+      layouts[(o.label, p)] = cells_lib.Layout(
+          optimizer=o.label, problem=p,
+          learning_rates=np.repeat(plan.learning_rates, len(variants)),
+          variants_json=json.dumps([v for _ in range(n_lr) for v in variants]),
+          num_seeds=plan.num_seeds, steps=plan.steps, dim=problem.dim)
+  return layouts
+
+
+def _refuse_directories(out: Path, plan: Plan) -> None:
+  """Raises ``cli.ConfigError`` if a directory is where an output goes."""
+  paths = [out / name for name in _OUTPUTS]
+  paths += [out / name for name in compare_figures.figure_files(plan)]
+  paths += [cells_lib.cell_path(out, o, p)
+            for p in plan.problems for o in plan.labels]
+  for path in paths:
+    if path.is_dir():
+      raise cli.ConfigError(
+          f"--workdir must have no directory where an output goes, got "
+          f"{str(out)!r} (a directory is in the way: {str(path)!r}).")
+
+
+@contextlib.contextmanager
+def _writing(out: Path):
+  """Turns a failed write into one sentence (``cli.WorkdirError``)."""
+  try:
+    yield
+  except OSError as e:
+    where = f": {e.filename!r}" if e.filename else ""
+    raise cli.WorkdirError(
+        f"--workdir must be able to hold the run's files, got {str(out)!r} "
+        f"({e.strerror or type(e).__name__}{where}); the cells saved so far "
+        "are kept, so a rerun once that is fixed computes only the others."
+    ) from None
+
+
+def _write_outputs(config, plan: Plan, out: Path, cells, tables,
+                   programs: int, env) -> None:
+  """Stages every output, then publishes them as one set (module docstring)."""
+  stage = files.staging(out)
+  try:
+    files.atomic_write(stage / "summary.csv", tables.summary_csv)
+    files.atomic_write(stage / "results.jsonl", tables.results_jsonl)
+    files.atomic_write(stage / "curves.csv", tables.curves_csv)
+    figs = {}
+    if plan.plots:
+      t = time.perf_counter()
+      figs = compare_figures.figures(stage, cells, tables, plan)
+      logging.info("figures drawn in %.1fs.", time.perf_counter() - t)
+    markdown = compare_report.report_md(plan, tables, figs, stage, programs,
+                                        env)
+    files.atomic_write(stage / "report.md", markdown)
+    files.atomic_write(stage / "report.html",
+                       compare_report.report_html(markdown, stage))
+    provenance.save_config(config, stage, env)
+    files.publish(stage, out, about={"job": "compare_optimizers"})
+  finally:
+    shutil.rmtree(stage, ignore_errors=True)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:
@@ -219,62 +322,61 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
     The summary rows (one per optimizer x problem).
 
   Raises:
-    cli.ConfigError: for a bad config value or workdir, before anything is
-      written.
+    cli.ConfigError: for a bad config value or workdir (a directory where an
+      output goes), before anything is written.
+    cli.WorkdirError: for a write that fails once the run has started (a
+      full disk); the cells saved so far are kept.
   """
   plan = validate(config)
   out = cli.prepare_workdir(
       workdir, ("cells", "figures") if plan.plots else ("cells",)
   )
+  _refuse_directories(out, plan)
+  for path in files.remove_temporaries(out, ("cells", "figures")):
+    logging.info("removed %s, left by a killed run.", path)
   start = time.perf_counter()
   env = provenance.environment()
   fingerprints = _fingerprints(plan)
+  layouts = _layouts(plan)
 
+  everything = [(o, p) for p in plan.problems for o in plan.labels]
   cells: dict[tuple[str, str], Cell] = {}
-  pending = []
-  for p in plan.problems:
-    for o in plan.labels:
-      cell = cells_lib.load_cell(cells_lib.cell_path(out, o, p),
-                                 fingerprints[(o, p)])
-      if cell is None:
-        pending.append((o, p))
-      else:
-        cells[(o, p)] = cell
-  logging.info("%d cells read back from %s, %d to compute.", len(cells),
-               out / "cells", len(pending))
+  for o, p in everything:
+    cell = cells_lib.load_cell(cells_lib.cell_path(out, o, p),
+                               fingerprints[(o, p)], layouts[(o, p)])
+    if cell is not None:
+      cells[(o, p)] = cell
+  missing = [key for key in everything if key not in cells]
   dims = {p: prob.dim for p, prob in plan.problems.items()}
-  batches = _batches(pending, dims, plan.batching)
-  for i, (opts, probs) in enumerate(batches):
+  batches = _batches(everything, dims, plan.batching)
+  todo = [(opts, probs) for opts, probs in batches
+          if any((o, p) not in cells for o in opts for p in probs)]
+  logging.info("%d cells read back from %s, %d to compute in %d of %d "
+               "programs.", len(cells), out / "cells", len(missing),
+               len(todo), len(batches))
+  for i, (opts, probs) in enumerate(todo):
     t = time.perf_counter()
     n_factories = sum(len(plan.optimizer(o).variants()) for o in opts)
     logging.info(
-        "batch %d/%d: %s on %s (%d runs of %d steps)...", i + 1, len(batches),
+        "batch %d/%d: %s on %s (%d runs of %d steps)...", i + 1, len(todo),
         ",".join(opts), ",".join(probs),
         n_factories * len(probs) * len(plan.learning_rates) * plan.num_seeds,
         plan.steps,
     )
-    new = _compute(plan, opts, probs, cells, out, fingerprints)
-    cells.update(new)
-    logging.info("batch %d/%d: %d cells saved in %.1fs.", i + 1, len(batches),
+    new = _compute(plan, opts, probs, cells, fingerprints)
+    with _writing(out):
+      for (o, p), cell in new.items():
+        cells_lib.save_cell(cells_lib.cell_path(out, o, p), cell)
+        cells[(o, p)] = cell
+    logging.info("batch %d/%d: %d cells saved in %.1fs.", i + 1, len(todo),
                  len(new), time.perf_counter() - t)
 
   tables = compare_report.tables(cells, plan)
-  files.atomic_write(out / "summary.csv", tables.summary_csv)
-  files.atomic_write(out / "results.jsonl", tables.results_jsonl)
-  files.atomic_write(out / "curves.csv", tables.curves_csv)
-  figs = {}
-  if plan.plots:
-    t = time.perf_counter()
-    figs = compare_report.figures(out, cells, tables, plan)
-    logging.info("figures drawn in %.1fs.", time.perf_counter() - t)
-  markdown = compare_report.report_md(plan, tables, figs, out, cells, env)
-  files.atomic_write(out / "report.md", markdown)
-  files.atomic_write(out / "report.html",
-                     compare_report.report_html(markdown, out))
-  provenance.save_config(config, out, env)
+  with _writing(out):
+    _write_outputs(config, plan, out, cells, tables, len(batches), env)
   print(compare_report.stdout_text(tables.rows, plan))
-  print(f"\n{len(tables.rows)} cells ({len(pending)} computed, "
-        f"{len(tables.rows) - len(pending)} read back) in "
+  print(f"\n{len(tables.rows)} cells ({len(missing)} computed, "
+        f"{len(tables.rows) - len(missing)} read back) in "
         f"{time.perf_counter() - start:.1f}s; report: {out / 'report.md'} "
         f"(and report.html)")
   return tables.rows

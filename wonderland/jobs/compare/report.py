@@ -13,7 +13,14 @@ interquartile ranges, edge, the fractions of diverged and out-of-domain
 runs), ``results.jsonl`` (one record per run), ``curves.csv`` (tidy:
 optimizer, problem, learning_rate, hparams, seed, step, metric, value),
 ``report.md`` and ``report.html`` (the same report, figures inline), and the
-figures in every format of ``config.figure_formats``.
+figures in every format of ``config.figure_formats``
+(``wonderland.jobs.compare.figures``).
+
+Every output is a function of the cells, the plan and (``report.md``'s
+last paragraph) the environment: the same cells give byte-identical
+``results.jsonl``, ``curves.csv``, ``report.md`` and ``summary.csv``, but for
+its wall-clock columns (``TIMING_COLUMNS``: the times of the program that
+computed each cell, measured, not computed).
 """
 
 from __future__ import annotations
@@ -23,14 +30,10 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from wonderland import problems as problems_lib
 from wonderland import report
-from wonderland.batching import stack_problems
-from wonderland.jobs import figures as figures_lib
 from wonderland.jobs import html
 from wonderland.jobs.compare import protocol
 from wonderland.jobs.compare.cells import Cell
@@ -38,8 +41,9 @@ from wonderland.jobs.compare.config import Plan
 from wonderland.jobs.optimizers import describe
 
 __all__ = [
-    "SUMMARY_COLUMNS", "RANKING_COLUMNS", "CURVE_COLUMNS", "Tables", "tables",
-    "figures", "report_md", "report_html", "stdout_text",
+    "SUMMARY_COLUMNS", "TIMING_COLUMNS", "RANKING_COLUMNS", "CURVE_COLUMNS",
+    "Tables", "tables", "report_md", "report_html",
+    "stdout_text",
 ]
 
 SUMMARY_COLUMNS = (
@@ -49,6 +53,9 @@ SUMMARY_COLUMNS = (
     "steps_to_target_q75", "time_to_target", "compile_seconds",
     "diverged_fraction", "left_domain_fraction",
 )
+# Wall-clock times of the program that computed each cell: the only columns
+# of summary.csv that differ between two runs of one config.
+TIMING_COLUMNS = ("time_to_target", "compile_seconds")
 RANKING_COLUMNS = ("optimizer", "solved", "wins", "mean_rank", "problems")
 CURVE_COLUMNS = ("optimizer", "problem", "learning_rate", "hparams", "seed",
                  "step", "metric", "value")
@@ -195,91 +202,6 @@ def tables(cells: Mapping[tuple[str, str], Cell], plan: Plan) -> Tables:
   )
 
 
-def contour_grid(problem: problems_lib.Problem, n: int = 160):
-  lo, hi = (np.asarray(b, float) for b in problem.bounds)
-  xs = np.linspace(lo[0], hi[0], n)
-  ys = np.linspace(lo[1], hi[1], n)
-  xx, yy = np.meshgrid(xs, ys)
-  pts = jnp.asarray(np.stack([xx.ravel(), yy.ravel()], 1), jnp.float32)
-  return pts, xs, ys
-
-
-def grids(problems: Sequence[problems_lib.Problem]):
-  """f on a grid over each 2-D problem's bounds, in one compiled program."""
-  if not problems:
-    return []
-  stacked = stack_problems([p.fn for p in problems])
-  pts = [contour_grid(p) for p in problems]
-  x = jnp.stack([q[0] for q in pts])
-  k = jnp.broadcast_to(
-      jnp.arange(len(problems), dtype=jnp.float32)[:, None], x.shape[:2]
-  )
-  zs = jax.jit(jax.vmap(jax.vmap(lambda x, k: stacked({"x": x, "k": k}))))(x, k)
-  zs = np.asarray(zs)
-  n = pts[0][1].size
-  return [(xs, ys, z.reshape(n, n)) for (_, xs, ys), z in zip(pts, zs)]
-
-
-def _gaps_per_learning_rate(c: Cell, left, fmin_p: float, n_lr: int):
-  """The median final gap at each eta, the best variant's (eta-major cells)."""
-  final = protocol.scores(c.values, c.diverged, left)
-  medians = np.median(final, axis=1).reshape(n_lr, -1)
-  return medians.min(axis=1) - fmin_p
-
-
-def figures(out: Path, cells: Mapping[tuple[str, str], Cell], t: Tables,
-            plan: Plan) -> dict[str, Any]:
-  """Writes the loss curves, contours, eta sensitivity and performance profile.
-
-  Every figure goes to ``out/figures`` as a PNG and in the plan's other
-  ``figure_formats`` beside it.
-
-  Returns:
-    The PNGs' paths: ``{"loss": {problem: path}, "contour": {problem:
-    path}, "lr": path, "profile": path}``.
-  """
-  from wonderland import plots  # pylint: disable=g-import-not-at-top
-
-  figdir = out / "figures"
-  figdir.mkdir(exist_ok=True)
-  fmt = {"formats": plan.figure_formats}
-  labels = plan.labels
-  palette = plots.colors(labels)
-  figs: dict[str, Any] = {"loss": {}, "contour": {}}
-  best = {(r["optimizer"], r["problem"]): r["best"] for r in t.rows}
-  for p in plan.problems:
-    curves = {o: cells[(o, p)].values[best[(o, p)]] for o in labels}
-    figs["loss"][p] = figures_lib.draw(
-        plots.loss_curves, figdir / f"loss_{p}.png", curves, fmin=t.fmins[p],
-        title=p, palette=palette, **fmt)
-  two_d = [p for p, prob in plan.problems.items() if prob.dim == 2]
-  for p, grid in zip(two_d, grids([plan.problems[p] for p in two_d])):
-    problem = plan.problems[p]
-    paths = {o: cells[(o, p)].path for o in labels}
-    figs["contour"][p] = figures_lib.draw(
-        plots.contour_paths, figdir / f"contour_{p}.png", grid, paths,
-        minimizers=np.asarray(problem.minimizers),
-        title=f"{p}: each optimizer at its eta*, seed 0", palette=palette,
-        **fmt)
-  n_lr = len(plan.learning_rates)
-  gaps = {o: {p: _gaps_per_learning_rate(cells[(o, p)], t.left[(o, p)],
-                                         t.fmins[p], n_lr)
-              for p in plan.problems} for o in labels}
-  figs["lr"] = figures_lib.draw(
-      plots.value_vs_learning_rate, figdir / "learning_rates.png",
-      plan.learning_rates, gaps, **fmt)
-  steps = {(r["optimizer"], r["problem"]): r["median_steps_to_target"]
-           for r in t.rows}
-  costs = np.array([[steps[(o, p)] for p in plan.problems] for o in labels])
-  taus = np.geomspace(1.0, 100.0, 200)
-  rho = report.performance_profile(costs, taus)
-  figs["profile"] = figures_lib.draw(
-      plots.performance_profile, figdir / "performance_profile.png", taus,
-      {o: rho[i] for i, o in enumerate(labels)},
-      cost="median steps to target", **fmt)
-  return figs
-
-
 def _iqr(row, key: str, q25: str, q75: str, fmt: str) -> str:
   """``median [q25, q75]`` as report.md prints it."""
   cell = lambda v: report.format_table([{"v": v}], ["v"], floatfmt=fmt
@@ -346,20 +268,26 @@ def _environment_text(env: Mapping[str, Any]) -> str:
           f"({env['platform']}); `config.json` holds the config and these.")
 
 
-def report_md(plan: Plan, t: Tables, figs, out: Path,
-              cells: Mapping[tuple[str, str], Cell],
+def report_md(plan: Plan, t: Tables, figs, out: Path, programs: int,
               env: Mapping[str, Any]) -> str:
-  """``report.md``: the protocol, the ranking, a table per problem, figures."""
+  """``report.md``: the protocol, the ranking, a table per problem, figures.
+
+  Args:
+    plan: the job's plan.
+    t: the tables of its cells.
+    figs: the figures' paths (``figures``), under ``out``.
+    out: the directory the figures' paths are written relative to.
+    programs: how many programs the plan's batches make.
+    env: ``provenance.environment()``.
+  """
   rel = lambda p: Path(p).relative_to(out).as_posix()
-  programs = {(c.compile_seconds, c.run_seconds, c.program_runs)
-              for c in cells.values()}
   edges, lefts = edge_cells(t.rows), left_cells(t.rows)
   swept = any(o.swept for o in plan.optimizers)
   lines = [
       "# compare_optimizers", "",
       *_protocol_text(plan),
       f"- *compile_seconds*: of the program that computed the cell "
-      f"({len(programs)} program(s); batching: `{plan.batching}`), "
+      f"({programs} program(s); batching: `{plan.batching}`), "
       "shared by its cells.",
       "",
       _environment_text(env),
