@@ -65,6 +65,18 @@ def stochastic_problem():
   return loss, grid, x0, kwargs
 
 
+def cells_problem():
+  """adam and sgd on ackley and beale: 2 learning rates x 2 seeds per cell."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from wonderland import problems  # pylint: disable=g-import-not-at-top
+
+  fns = [problems.get("ackley").fn, problems.get("beale").fn]
+  x0 = np.array([[[0.7, -1.3], [2.1, 0.4]], [[1.0, 1.5], [-2.0, 0.5]]],
+                np.float32)
+  return fns, [optax.adam, optax.sgd], np.array([3e-3, 3e-2]), x0
+
+
 def run_and_save(out: str) -> None:
   # Imported here: XLA_FLAGS must be set before jax loads.
   # pylint: disable=g-import-not-at-top
@@ -93,6 +105,13 @@ def run_and_save(out: str) -> None:
   stoch = sweep(sf, optax_sgd(), sgrid, sx0, **skwargs)
   arrays["stoch_values"] = stoch.values
   arrays["stoch_evals"] = stoch.evals["loss"]
+  # Cells computed one by one (wonderland.batching.run_cells) on problems
+  # that amplify one rounding: the same bits on any device count.
+  from wonderland import batching  # pylint: disable=g-import-not-at-top
+  fns, factories, lrs, cx0 = cells_problem()
+  cells = batching.run_cells(fns, factories, lrs, cx0, steps=60)
+  arrays["cells_values"] = cells.values
+  arrays["cells_final_x"] = cells.final_x
   np.savez(
       out,
       device_count=jax.device_count(),

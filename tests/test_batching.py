@@ -61,6 +61,37 @@ def test_one_optimizer_on_one_problem_runs_without_a_switch():
                              rtol=1e-5, atol=1e-7)
 
 
+def _chaotic():
+  """Cells whose runs amplify one float32 rounding: ackley and beale."""
+  probs = [problems.get("ackley"), problems.get("beale")]
+  return probs, [optax.adam, optax.sgd], np.array([3e-3, 3e-2]), _x0(probs, 2)
+
+
+def test_run_cells_computes_the_batch_and_a_cell_alone_gives_the_same_bits():
+  probs, factories, lrs, x0 = _chaotic()
+  fns = [p.fn for p in probs]
+  cells = batching.run_cells(fns, factories, lrs, x0, steps=40)
+  batch = batching.run_batch(fns, factories, lrs, x0, steps=40)
+  assert cells.values.shape == batch.values.shape == (2, 2, 2, 2, 40)
+  assert cells.final_x.shape == (2, 2, 2, 2, 2)
+  assert cells.compile_seconds > 0 and cells.run_seconds > 0
+  # The same runs: equal to float32 rounding over the first steps.
+  np.testing.assert_allclose(cells.values[..., :3], batch.values[..., :3],
+                             rtol=1e-5)
+  np.testing.assert_array_equal(cells.diverged, batch.diverged)
+  # adam on beale alone, and among the cells in another order: the same
+  # bits. run_batch's switched program does not keep them (the check can
+  # fail: there the cell alone parts from the cell in the batch at step 22).
+  swapped = batching.run_cells(fns[::-1], factories[::-1], lrs, x0[::-1],
+                               steps=40)
+  alone = batching.run_cells(fns[1:], factories[:1], lrs, x0[1:], steps=40)
+  for got in (alone.values[0, :, 0], swapped.values[1, :, 0]):
+    np.testing.assert_array_equal(got, cells.values[0, :, 1])
+  single = batching.run_batch(fns[1:], factories[:1], lrs, x0[1:], steps=40)
+  assert not np.array_equal(single.values[0, :, 0],
+                            batch.values[0, :, 1], equal_nan=True)
+
+
 def test_run_batch_refuses_initial_points_of_the_wrong_shape():
   fns = [problems.get("booth").fn, problems.get("matyas").fn]
   with pytest.raises(ValueError, match=r"x0 must have shape \(len\(fns\), "

@@ -384,7 +384,7 @@ def _run_on_cpu_devices(n, out):
 
 def _assert_same(got, want):
   for name in ("values", "grad_norms", "diverged", "xy", "z", "stoch_values",
-               "stoch_evals"):
+               "stoch_evals", "cells_values", "cells_final_x"):
     np.testing.assert_array_equal(got[name], want[name], err_msg=name)
 
 

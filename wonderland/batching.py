@@ -19,8 +19,23 @@ Built on them, for O optimizers on P problems of one dimension:
 
 * ``run_batch`` runs every optimizer on every problem for a grid of learning
   rates and P x n_seeds initial points, as one ``wonderland.sweep``;
+* ``run_cells`` runs the same grid with each (optimizer, problem) cell as a
+  block of its own: a branch of a ``lax.switch`` on a scalar cell index,
+  so that XLA compiles every cell's code apart from the others' and runs only
+  its own branch. A cell's numbers then depend on the cell alone: not on
+  which optimizers and problems share the program, nor on the device count
+  (bitwise, on CPU);
 * ``best_paths`` keeps the iterates x_0..x_T of one run per (optimizer,
   problem), each at its own learning rate, in one compiled program.
+
+Why ``run_batch``'s numbers depend on the rest of the program: XLA:CPU
+contracts multiply-adds into FMA instructions wherever its fusion decisions
+allow, and those decisions depend on the whole graph (a switch under vmap is
+a select over every branch; the per-device batch size changes the matmul
+kernels and the fusions). So the same run rounds differently, by about one
+float32 ulp at first, in programs of different shapes; chaotic problems grow
+that into different learning rates chosen. ``run_cells`` fixes each cell's
+program instead (measured in ``benchmarks/invariance.py``).
 
 One factory and one objective need no switch: both then run them plainly.
 """
@@ -34,12 +49,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from wonderland import _loop
+from wonderland import _sweep
 from wonderland._run import minimize
 from wonderland._sweep import inject_traced
 from wonderland._sweep import sweep
 
 __all__ = [
-    "switch_optimizer", "stack_problems", "Batch", "run_batch", "best_paths",
+    "switch_optimizer", "stack_problems", "Batch", "run_batch", "run_cells",
+    "best_paths",
 ]
 
 
@@ -210,6 +232,123 @@ def run_batch(
   final_x = np.asarray(final).reshape(n_o, n_l, n_p, n_s, dim)
   return Batch(values, diverged, result.compile_seconds, result.run_seconds,
                final_x)
+
+
+# What run_cells records: run_batch's sweep records the same.
+_RECORD = ("value", "grad_norm")
+
+
+def _cells_program(fns, factories, steps, mesh, cell_index, learning_rates,
+                   x0):
+  """Every block (cell) of a device, one after another (``lax.map``)."""
+  n_o = len(factories)
+
+  def branch(o, p):
+    factory = inject_traced(factories[o], ("learning_rate",))
+
+    def one(lr, x):
+      # minimize's loop (wonderland._loop), without its host-side checks.
+      opt = optax.with_extra_args_support(factory(learning_rate=lr))
+      carry = _loop.init_carry(opt, x, _RECORD)
+      carry, recs, _ = _loop.scan_steps(fns[p], opt, carry, 0, steps,
+                                        record=_RECORD)
+      carry, value, grad_norm = _loop.finish(fns[p], carry, None, _RECORD)
+      values, _, _ = _loop.shift_records(recs.value, recs.grad_norm, value,
+                                         grad_norm, carry.num_steps, steps)
+      return values, carry.diverged, carry.params
+
+    return lambda lrs, xs: jax.vmap(one)(lrs, xs)
+
+  branches = [branch(c % n_o, c // n_o) for c in range(n_o * len(fns))]
+
+  def block(args):
+    c, lrs, xs = args
+    return jax.lax.switch(c, branches, lrs, xs)
+
+  def local(c, lrs, xs):
+    return jax.lax.map(block, (c, lrs, xs))
+
+  spec = P(_sweep._AXIS)  # pylint: disable=protected-access
+  # check_vma=False: the loop's fresh scalars (step counts, flags) are not
+  # marked as varying over the device axis, as every block's values are.
+  return jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, spec),
+                       out_specs=spec, check_vma=False)(
+                           cell_index, learning_rates, x0)
+
+
+_cells_jit = jax.jit(_cells_program, static_argnums=(0, 1, 2, 3))
+
+
+def run_cells(
+    fns: Sequence[Callable[[jax.Array], jax.Array]],
+    factories: Sequence[Callable[..., optax.GradientTransformation]],
+    learning_rates: np.ndarray,
+    x0: np.ndarray,
+    *,
+    steps: int,
+) -> Batch:
+  """``run_batch``'s runs, each cell computed on its own: bitwise invariant.
+
+  Cell (o, p), factory o on objective p, is one block of
+  n_lr x n_seeds runs (``jax.vmap`` of ``wonderland.minimize``'s loop with
+  the learning rate traced and ``record=("value", "grad_norm")``, the
+  recording of ``run_batch``'s sweep). The blocks are dealt to the devices
+  (a ``jax.shard_map`` over every device, padded with copies of block 0);
+  each device runs its blocks one after another, and a block runs one branch
+  of a ``jax.lax.switch`` on its scalar cell index. XLA compiles each branch
+  apart and runs only the chosen one, so a cell's arrays are the same bits
+  whatever other cells share the program and however many devices there are
+  (on CPU, tests/test_batching.py). The price is compile time, which grows
+  with the number of cells (each is its own code), where ``run_batch``
+  compiles one switched program; in exchange a cell runs only its own
+  branch, where under ``run_batch``'s vmapped switch every run evaluates
+  every branch.
+
+  Args:
+    fns, factories, learning_rates, x0, steps: as for ``run_batch``.
+
+  Returns:
+    A ``Batch`` laid out as ``run_batch``'s.
+
+  Raises:
+    ValueError: if x0 does not hold one set of initial points per objective.
+  """
+  x0 = np.asarray(x0)
+  if x0.ndim != 3 or x0.shape[0] != len(fns):
+    raise ValueError(
+        f"x0 must have shape (len(fns), n_seeds, dim) = ({len(fns)}, ...), got "
+        f"{x0.shape}."
+    )
+  n_p, n_s, dim = x0.shape
+  n_o, n_l = len(factories), len(learning_rates)
+  n_cells = n_o * n_p
+  mesh = Mesh(np.array(jax.devices()), (_sweep._AXIS,))  # pylint: disable=protected-access
+  n_dev = mesh.devices.size
+  padded = -(-n_cells // n_dev) * n_dev
+  cells = np.concatenate([np.arange(n_cells), np.zeros(padded - n_cells, int)])
+  # Cell c = o + n_o p holds (eta_i, seed s) at run i n_s + s.
+  lrs = np.repeat(np.asarray(learning_rates, np.float32), n_s)
+  lr_blocks = np.broadcast_to(lrs, (padded, n_l * n_s))
+  x0_cells = np.broadcast_to(np.asarray(x0, np.float32)[:, None, None],
+                             (n_p, n_o, n_l, n_s, dim))
+  x0_cells = x0_cells.reshape(n_cells, n_l * n_s, dim)
+  x_blocks = x0_cells[cells]
+  sharding = NamedSharding(mesh, P(_sweep._AXIS))  # pylint: disable=protected-access
+  put = lambda a: _sweep._global(np.ascontiguousarray(a), sharding)  # pylint: disable=protected-access
+  timing = {"compile": 0.0, "run": 0.0}
+  values, diverged, final = _sweep._compile_and_run(  # pylint: disable=protected-access
+      _cells_jit, timing, (tuple(fns), tuple(factories), steps, mesh),
+      put(cells.astype(np.int32)), put(lr_blocks), put(x_blocks))
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    values, diverged, final = multihost_utils.process_allgather(
+        (values, diverged, final), tiled=True)
+  # Blocks are c = p n_o + o; Batch is (O, n_lr, P, n_seeds, ...).
+  def layout(a):
+    a = np.asarray(a)[:n_cells].reshape(n_p, n_o, n_l, n_s, *a.shape[2:])
+    return np.moveaxis(a, 0, 2)
+  return Batch(layout(values), layout(diverged), timing["compile"],
+               timing["run"], layout(final))
 
 
 def best_paths(

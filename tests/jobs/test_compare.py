@@ -156,7 +156,7 @@ def test_resume_reads_finished_cells_and_a_killed_run_loses_only_its_batch(
   config = quick_config("compare_optimizers", optimizers="gd,adam",
                         batching="optimizer", plots=False)
   calls = []
-  real = batching.run_batch
+  real = batching.run_cells
 
   def killed_on_second(*args, **kwargs):
     calls.append(len(args[1]))
@@ -164,7 +164,7 @@ def test_resume_reads_finished_cells_and_a_killed_run_loses_only_its_batch(
       raise KeyboardInterrupt  # the run is killed inside the second batch
     return real(*args, **kwargs)
 
-  monkeypatch.setattr(batching, "run_batch", killed_on_second)
+  monkeypatch.setattr(batching, "run_cells", killed_on_second)
   with pytest.raises(KeyboardInterrupt):
     compare.run(config, str(tmp_path))
   cells = sorted(p.name for p in (tmp_path / "cells").iterdir())
@@ -184,7 +184,7 @@ def test_resume_reads_finished_cells_and_a_killed_run_loses_only_its_batch(
   assert not (tmp_path / "config.json").exists()
 
   calls.clear()
-  monkeypatch.setattr(batching, "run_batch",
+  monkeypatch.setattr(batching, "run_cells",
                       lambda *a, **k: (calls.append(a), real(*a, **k))[1])
   rows = compare.run(config, str(tmp_path))
   # Only adam is computed now.
@@ -201,7 +201,7 @@ def test_resume_reads_finished_cells_and_a_killed_run_loses_only_its_batch(
   def must_not_run(*args, **kwargs):
     raise AssertionError("a finished cell was recomputed")
 
-  monkeypatch.setattr(batching, "run_batch", must_not_run)
+  monkeypatch.setattr(batching, "run_cells", must_not_run)
   monkeypatch.setattr(batching, "best_paths", must_not_run)
   again = compare.run(config, str(tmp_path))
   assert again == rows

@@ -7,15 +7,13 @@ final value over seeds is the optimizer's on that problem (DeepOBS/AlgoPerf;
 ties at 5 significant digits go to the smaller eta). One (optimizer,
 problem) pair is a *cell*.
 
-Compilation dominates the cost of small problems, so cells are batched into
-one program (``wonderland.batching.run_batch``): the problems of a batch
-(same dimension) stacked behind ``jax.lax.switch`` on a problem index, the
-optimizers behind a switch on an optimizer index swept as a hyperparameter.
+The cells of a batch (problems of the same dimension) are one compiled
+program (``wonderland.batching.run_cells``), each cell a branch of a
+``jax.lax.switch`` on a scalar cell index that runs only its own code.
 ``plan.batching`` picks the batches: ``"all"`` (one program per dimension),
 ``"optimizer"`` or ``"problem"`` (one program per optimizer or per problem),
-``"cell"`` (one plain sweep per cell: exact per-cell compile and run times).
-Under vmap a switch evaluates every branch, so in a batch every run costs the
-same per step.
+``"cell"`` (one program per cell: exact per-cell compile and run times). The
+batches decide only how the compilation is grouped, never a cell's numbers.
 
 The optimizers come from ``config.optimizers`` (``wonderland.jobs.optimizers``:
 built-ins, optax names, import paths, fixed and swept hyperparameters, labels);
@@ -33,17 +31,18 @@ cells whose fingerprint matches and whose contents fit the plan (names,
 grid, shapes, dtypes: ``cells.Layout``) and computes the others; a run killed
 at any moment loses at most the batch in flight.
 
-Kills and reruns give the same bytes. XLA may round a cell differently in a
-differently shaped program (another set of problems behind the switch), so
-the batches are a function of the plan alone, never of which cells are
-missing: a batch with any cell missing is computed again whole, in the same
-program as in an uninterrupted run, and only its missing cells are saved.
-Everything else is rebuilt from the cells. So a run killed at any point and
-rerun with the same workdir writes ``summary.csv``, ``results.jsonl``,
-``curves.csv`` and ``report.md`` byte for byte as an uninterrupted run does
-(in the same environment), except the two wall-clock columns of
-``summary.csv`` (``report.TIMING_COLUMNS``: each cell keeps the times of the
-program that computed it).
+Kills and reruns give the same bytes. A cell's arrays depend on the cell
+alone: ``batching.run_cells`` computes each one as its own block (a branch
+of a switch on a scalar cell index, compiled apart from the others), so they
+are the same bits whichever other optimizers and problems share its program
+and however many devices run it (on CPU). A rerun therefore computes only
+the cells that are missing or unfit, and everything else is rebuilt from the
+cells: a run killed at any point and rerun with the same workdir writes
+``summary.csv``, ``results.jsonl``, ``curves.csv`` and ``report.md`` byte for
+byte as an uninterrupted run does (in the same environment), except the two
+wall-clock columns of ``summary.csv`` (``report.TIMING_COLUMNS``: each cell
+keeps the times of the program that computed it). Adding an optimizer or a
+problem to the config leaves the other cells' numbers as they were.
 
 The outputs are one set. ``summary.csv``, ``results.jsonl``, ``curves.csv``,
 ``report.md``, ``report.html``, the figures and ``config.json`` (the resolved
@@ -155,9 +154,8 @@ def _batches(pending: Sequence[tuple[str, str]], dims: Mapping[str, int],
   """Groups (optimizer, problem) cells into programs.
 
   Problems of different dimensions never share a program; a batch is a
-  product optimizers x problems, in the order of ``pending``. ``run`` passes
-  every cell of the plan, so that a cell is computed in the same program
-  whichever cells are already done.
+  product optimizers x problems, in the order of ``pending`` (it may hold a
+  cell that is already done: its saved copy is kept).
   """
   batches = []
   by_dim: dict[int, list[tuple[str, str]]] = {}
@@ -200,7 +198,7 @@ def _compute(plan: Plan, opts, probs, done: Mapping[tuple[str, str], Cell],
   fns = [p.fn for p in problems]
   x0 = np.stack([initial_points(p, plan.seed, plan.num_seeds)
                  for p in problems])
-  batch = batching.run_batch(fns, factories, plan.learning_rates, x0,
+  batch = batching.run_cells(fns, factories, plan.learning_rates, x0,
                              steps=plan.steps)
   n_runs = batch.values[..., 0].size
   n_lr = len(plan.learning_rates)
@@ -349,11 +347,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
   missing = [key for key in everything if key not in cells]
   dims = {p: prob.dim for p, prob in plan.problems.items()}
   batches = _batches(everything, dims, plan.batching)
-  todo = [(opts, probs) for opts, probs in batches
-          if any((o, p) not in cells for o in opts for p in probs)]
-  logging.info("%d cells read back from %s, %d to compute in %d of %d "
-               "programs.", len(cells), out / "cells", len(missing),
-               len(todo), len(batches))
+  todo = _batches(missing, dims, plan.batching)
+  logging.info("%d cells read back from %s, %d to compute in %d programs.",
+               len(cells), out / "cells", len(missing), len(todo))
   for i, (opts, probs) in enumerate(todo):
     t = time.perf_counter()
     n_factories = sum(len(plan.optimizer(o).variants()) for o in opts)
