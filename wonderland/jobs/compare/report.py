@@ -250,10 +250,10 @@ def _protocol_text(plan: Plan) -> list[str]:
       "keep its density) and rerun; finished cells of the old grid are not "
       "reused.",
       "- *time_to_target*: the program's run time per run times steps / "
-      "total steps. Batched runs share one program in which every run "
-      "evaluates every switched branch, so this is the amortized cost, equal "
-      "per step for all cells of a batch (`--config.batching=cell` measures "
-      "each cell alone).",
+      "total steps. The cells of a batch share one program (each runs only "
+      "its own branch), so this is the batch's average cost per run, equal "
+      "for all its cells (`--config.batching=cell` measures each cell "
+      "alone).",
   ]
 
 
