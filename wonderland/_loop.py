@@ -11,7 +11,9 @@ loop, and ``shift_records`` turns what the steps saw into the trace's
 f(x_t), t = 1..steps. ``wonderland.minimize`` runs them in one ``lax.scan`` or
 ``lax.while_loop``; ``wonderland.sweep`` runs them under ``jax.vmap`` over
 every grid point and seed, so that a sweep cell takes the steps of the
-matching single run.
+matching single run (the same arithmetic; the bits may differ by float32
+rounding between programs of different shapes, see
+``wonderland.batching.run_cells``).
 
 Each step evaluates f and its gradient once, at x_{t-1}: they feed the update
 u_t (the line searches receive them as ``value`` and ``grad``) and they check
@@ -197,8 +199,9 @@ def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
   The new point is one elementwise expression, where(moved, x + u, x), that
   XLA fuses with the add and writes over x in place.
 
-  Shared by ``minimize`` and ``wonderland.sweep`` (under ``jax.vmap``): a
-  sweep cell runs the same step function as the matching single run.
+  Shared by ``minimize``, ``wonderland.sweep`` (under ``jax.vmap``) and
+  ``wonderland.batching.run_cells``: a sweep cell runs the same step
+  function as the matching single run.
 
   Args:
     f: the objective.

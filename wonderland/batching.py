@@ -165,6 +165,17 @@ def _program(fns, factories) -> _Program:
   return _Program(stack_problems(fns), switch_optimizer(factories), True)
 
 
+def _initial_points(x0, fns) -> np.ndarray:
+  """x0 as an array ~ (len(fns), n_seeds, dim), or one sentence."""
+  x0 = np.asarray(x0)
+  if x0.ndim != 3 or x0.shape[0] != len(fns):
+    raise ValueError(
+        f"x0 must have shape (len(fns), n_seeds, dim) = ({len(fns)}, ...), got "
+        f"{x0.shape}."
+    )
+  return x0
+
+
 class Batch(NamedTuple):
   """What ``run_batch`` returns, for O optimizers and P problems.
 
@@ -207,12 +218,7 @@ def run_batch(
   Raises:
     ValueError: if x0 does not hold one set of initial points per objective.
   """
-  x0 = np.asarray(x0)
-  if x0.ndim != 3 or x0.shape[0] != len(fns):
-    raise ValueError(
-        f"x0 must have shape (len(fns), n_seeds, dim) = ({len(fns)}, ...), got "
-        f"{x0.shape}."
-    )
+  x0 = _initial_points(x0, fns)
   n_p, n_s, dim = x0.shape
   program = _program(fns, factories)
   grid = {"learning_rate": np.asarray(learning_rates, np.float32)}
@@ -313,12 +319,7 @@ def run_cells(
   Raises:
     ValueError: if x0 does not hold one set of initial points per objective.
   """
-  x0 = np.asarray(x0)
-  if x0.ndim != 3 or x0.shape[0] != len(fns):
-    raise ValueError(
-        f"x0 must have shape (len(fns), n_seeds, dim) = ({len(fns)}, ...), got "
-        f"{x0.shape}."
-    )
+  x0 = _initial_points(x0, fns)
   n_p, n_s, dim = x0.shape
   n_o, n_l = len(factories), len(learning_rates)
   n_cells = n_o * n_p
