@@ -12,10 +12,13 @@ each a median with its interquartile range.
 Command:  python experiments/compare_optimizers.py --workdir=runs/compare_optimizers
           (--config.optimizers='gd,adam,optax.lion,mine=./my_opt.py:make'
            --config.steps=500 ...; see wonderland/jobs/optimizers.py)
-Runtime:  about 35 seconds on a 2-core CPU: 15 s for the 104 cells (one
-          compiled program, see ``batching``), 17 s for the 28 figures as PNG
-          and PDF (--config.figure_formats=png saves 6 s); a rerun with the
-          same workdir reads the finished cells back and only redraws.
+Runtime:  about 55 seconds on a 2-core CPU: 35 s for the 104 cells (one
+          compiled program in which each cell is its own branch, so that a
+          cell's numbers do not depend on the others: almost all of it
+          compilation, see ``wonderland.batching.run_cells``), 17 s for the
+          28 figures as PNG and PDF (--config.figure_formats=png saves 6 s); a
+          rerun with the same workdir reads the finished cells back and only
+          redraws.
 Result:   summary.csv, results.jsonl, curves.csv, report.md, report.html and
           figures/ in the workdir. Expected (seed 0): adam and armijo_gd
           reach the target gap 1e-3 on 9 of the 13 problems, momentum and
@@ -23,7 +26,7 @@ Result:   summary.csv, results.jsonl, curves.csv, report.md, report.html and
           on 2 (its steps keep the length eta, so it hovers about eta from
           the minimizer); armijo_gd wins 7 problems and leads the performance
           profile; no method reaches the target on Rosenbrock in 200 steps or
-          on Rastrigin (a local minimum from most starts). 32 of the 104
+          on Rastrigin (a local minimum from most starts). 31 of the 104
           cells are edge cells (eta* at an end of the grid: adagrad at
           lr_max on 8 problems, and many lr_min cells where every eta ends
           in the same local minimum or diverges), each named at the end of
@@ -83,9 +86,10 @@ def get_config(variant: str = ""):
   # (finite, > 0).
   config.target_gap = 1e-3
   # Which cells share a compiled program: "all" (one program per problem
-  # dimension: the fastest), "optimizer", "problem", or "cell" (one sweep per
-  # optimizer and problem: exact per-cell compile and run times; slowest).
-  # A killed run loses at most the program in flight.
+  # dimension: the fastest), "optimizer", "problem", or "cell" (one program
+  # per optimizer and problem: exact per-cell compile and run times; slowest).
+  # It never changes a cell's numbers. A killed run loses at most the program
+  # in flight.
   config.batching = "all"
   # Draw the figures and embed them in report.md and report.html.
   config.plots = True
