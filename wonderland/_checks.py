@@ -296,8 +296,13 @@ def box(bounds: Any, name: str = "bounds") -> tuple[jax.Array, jax.Array]:
   return lower.astype(dtype), upper.astype(dtype)
 
 
-def evaluations(evaluate: Any, x: Any, what: str) -> None:
-  """evaluate(x) returns a non-empty dict of str -> real scalar (traces once)."""
+def evaluations(evaluate: Any, x: Any, what: str,
+                reserved: tuple[str, ...] = ()) -> None:
+  """evaluate(x) returns a non-empty dict of str -> real scalar (traces once).
+
+  ``reserved`` names what the run records beside evaluate's metrics (its
+  curvatures): evaluate must not return those names.
+  """
   function(evaluate, "evaluate", hashable=True)
   try:
     out = jax.eval_shape(evaluate, x)
@@ -311,6 +316,11 @@ def evaluations(evaluate: Any, x: Any, what: str) -> None:
         f"evaluate must return a non-empty dict from metric name to scalar, "
         f"got {jax.tree.map(lambda s: s.shape, out)!r}."
     )
+  clash = sorted(set(out) & set(reserved))
+  if clash:
+    raise ValueError(
+        f"evaluate must not return a metric named {clash[0]!r} while record "
+        f"names it (the trace's evals hold both).")
   for name, leaf in out.items():
     if not (isinstance(leaf, jax.ShapeDtypeStruct) and leaf.shape == ()
             and (jnp.issubdtype(leaf.dtype, jnp.floating)
@@ -379,7 +389,7 @@ def stochastic(x: Any, *, steps: int, tol, data, batch_size, key, evaluate,
   if evaluate is None:
     pass
   elif trace_evaluate:
-    evaluations(evaluate, x, "x0")
+    evaluations(evaluate, x, "x0", reserved=probes)
   else:
     function(evaluate, "evaluate", hashable=True)
   every = steps if eval_every is None else integer(

@@ -388,11 +388,6 @@ def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
     c, records = run(c, t0 + i * every, every)
     out = {} if evaluate is None else dict(evaluate(c.params))
     if curvatures(record):
-      clash = sorted(set(out) & set(CURVATURES))
-      if clash:
-        raise ValueError(
-            f"evaluate must not return a metric named {clash[0]!r} while "
-            f"record names it (the trace's evals hold both).")
       next_f = objective(f, feed, t0 + (i + 1) * every)
       c, probed = probe_curvatures(next_f, c, record, sharpness_iters,
                                    precondition)

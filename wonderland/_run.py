@@ -181,7 +181,8 @@ def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
     batch = jax.tree.map(lambda a: a[:batch_size], data)
     _checks.scalar_output(f, (x0, batch), "x0 and a batch")
   if evaluate is not None:
-    _checks.evaluations(evaluate, x0, "x0")
+    _checks.evaluations(evaluate, x0, "x0",
+                        reserved=_loop.curvatures(record))
   optimizer = optax.with_extra_args_support(optimizer)
   evals = None
   if has_tol:

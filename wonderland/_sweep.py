@@ -58,7 +58,8 @@ __all__ = ["SweepResult", "sweep", "METRICS"]
 
 PyTree = Any
 
-_AXIS = "runs"
+# The mesh axis the runs are sharded over (also batching.run_cells' blocks).
+AXIS = "runs"
 
 # Re-exported: the names a sweep's users and the compare job import from here.
 SweepResult = _sweep_result.SweepResult
@@ -146,7 +147,7 @@ def _out_sharding(shape, mesh, replicate):
   if not replicate:
     for axis, size in enumerate(shape):
       if size % n == 0:
-        return NamedSharding(mesh, P(*([None] * axis), _AXIS))
+        return NamedSharding(mesh, P(*([None] * axis), AXIS))
   return NamedSharding(mesh, P())
 
 
@@ -191,7 +192,7 @@ _finish_jit = jax.jit(_finish_program, static_argnums=(0, 1, 2, 3))
 _assemble_jit = jax.jit(_assemble_program, static_argnums=(0, 1, 2))
 
 
-def _global(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
+def global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
   """A global array from the same host array on every process."""
   return jax.make_array_from_callback(
       host.shape, sharding, lambda index: host[index]
@@ -203,7 +204,7 @@ _LOWER = "/jax/core/compile/jaxpr_to_mlir_module_duration"
 _BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 
 
-def _compile_and_run(jitted, timing, static, *args):
+def compile_and_run(jitted, timing, static, *args):
   """Runs jitted (compiling it on a miss of jax's cache), timing the two apart.
 
   The call goes through jax's own dispatch, so a cached program costs no
@@ -344,11 +345,11 @@ def sweep(
   grid_shape = tuple(v.size for v in values)
   n_runs = math.prod(grid_shape) * n_seeds
   _grid.check_size(n_runs, steps, len(record), one_seed)
-  mesh = Mesh(np.array(jax.devices()), (_AXIS,))
+  mesh = Mesh(np.array(jax.devices()), (AXIS,))
   n_dev = mesh.devices.size
   padded = -(-n_runs // n_dev) * n_dev
   run_index = np.arange(padded) % n_runs
-  sharded = NamedSharding(mesh, P(_AXIS))
+  sharded = NamedSharding(mesh, P(AXIS))
   replicated = NamedSharding(mesh, P())
 
   dense = np.meshgrid(*values, indexing="ij") if values else []
@@ -382,23 +383,23 @@ def sweep(
   multiprocess = jax.process_count() > 1
   timing = {"compile": 0.0, "run": 0.0}
 
-  hparams = {k: _global(v, sharded) for k, v in hparams_host.items()}
-  x0_runs = jax.tree.map(lambda a: _global(a, sharded), x0_host)
-  real = _global(real_host, sharded)
-  steps_arr = _global(np.asarray(steps, np.int32), replicated)
-  t0 = _global(np.asarray(0, np.int32), replicated)
-  keys = None if keys_host is None else _global(keys_host, sharded)
+  hparams = {k: global_array(v, sharded) for k, v in hparams_host.items()}
+  x0_runs = jax.tree.map(lambda a: global_array(a, sharded), x0_host)
+  real = global_array(real_host, sharded)
+  steps_arr = global_array(np.asarray(steps, np.int32), replicated)
+  t0 = global_array(np.asarray(0, np.int32), replicated)
+  keys = None if keys_host is None else global_array(keys_host, sharded)
   if data is not None:
     data = jax.device_put(jax.tree.map(jnp.asarray, data), replicated)
 
   statics = (f, make_optimizer, fixed_items)
-  carry = _compile_and_run(
+  carry = compile_and_run(
       _init_jit, timing, (make_optimizer, fixed_items, sharded, record),
       hparams, x0_runs,
   )
   value_chunks, grad_norm_chunks, eval_chunks = [], [], []
   for i in range(n_chunks):
-    carry, vals, gnorms, evals, num_diverged, t0 = _compile_and_run(
+    carry, vals, gnorms, evals, num_diverged, t0 = compile_and_run(
         _chunk_jit, timing,
         (*statics, chunk, sharded, spec, evaluate, every, record,
          sharpness_iters),
@@ -413,13 +414,13 @@ def sweep(
         min((i + 1) * chunk, steps), steps, n_runs, n_chunks, chunk,
         int(num_diverged), timing["compile"], timing["run"],
     )
-  carry, last_value, last_grad_norm = _compile_and_run(
+  carry, last_value, last_grad_norm = compile_and_run(
       _finish_jit, timing, (f, sharded, spec, record), carry, steps_arr, data,
       keys,
   )
   layout = (n_runs, (*grid_shape, n_seeds), steps)
   out_values, out_gnorms, out_params, out_diverged, out_evals = (
-      _compile_and_run(
+      compile_and_run(
           _assemble_jit, timing, (layout, mesh, multiprocess),
           tuple(value_chunks), tuple(grad_norm_chunks), tuple(eval_chunks),
           last_value, last_grad_norm, carry.num_steps, carry.params,

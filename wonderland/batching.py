@@ -274,7 +274,7 @@ def _cells_program(fns, factories, steps, mesh, cell_index, learning_rates,
   def local(c, lrs, xs):
     return jax.lax.map(block, (c, lrs, xs))
 
-  spec = P(_sweep._AXIS)  # pylint: disable=protected-access
+  spec = P(_sweep.AXIS)
   # check_vma=False: the loop's fresh scalars (step counts, flags) are not
   # marked as varying over the device axis, as every block's values are.
   return jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, spec),
@@ -323,7 +323,7 @@ def run_cells(
   n_p, n_s, dim = x0.shape
   n_o, n_l = len(factories), len(learning_rates)
   n_cells = n_o * n_p
-  mesh = Mesh(np.array(jax.devices()), (_sweep._AXIS,))  # pylint: disable=protected-access
+  mesh = Mesh(np.array(jax.devices()), (_sweep.AXIS,))
   n_dev = mesh.devices.size
   padded = -(-n_cells // n_dev) * n_dev
   cells = np.concatenate([np.arange(n_cells), np.zeros(padded - n_cells, int)])
@@ -334,10 +334,10 @@ def run_cells(
                              (n_p, n_o, n_l, n_s, dim))
   x0_cells = x0_cells.reshape(n_cells, n_l * n_s, dim)
   x_blocks = x0_cells[cells]
-  sharding = NamedSharding(mesh, P(_sweep._AXIS))  # pylint: disable=protected-access
-  put = lambda a: _sweep._global(np.ascontiguousarray(a), sharding)  # pylint: disable=protected-access
+  sharding = NamedSharding(mesh, P(_sweep.AXIS))
+  put = lambda a: _sweep.global_array(np.ascontiguousarray(a), sharding)
   timing = {"compile": 0.0, "run": 0.0}
-  values, diverged, final = _sweep._compile_and_run(  # pylint: disable=protected-access
+  values, diverged, final = _sweep.compile_and_run(
       _cells_jit, timing, (tuple(fns), tuple(factories), steps, mesh),
       put(cells.astype(np.int32)), put(lr_blocks), put(x_blocks))
   if jax.process_count() > 1:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ast
 import importlib.machinery
-import importlib.util
 import logging
 import os
 import sys
@@ -93,12 +92,15 @@ def _config_arg(argv: Sequence[str]) -> str | None:
   return value
 
 
+def _lines(e: BaseException) -> list[str]:
+  """The non-blank lines of an exception's message, stripped."""
+  return [line.strip() for line in str(e).splitlines() if line.strip()]
+
+
 def _config_keys(config_path: str) -> list[str]:
-  path, _, variant = config_path.partition(":")
-  spec = importlib.util.spec_from_file_location("_wonderland_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(variant) if variant else module.get_config()
+  config, sentence = _load_config(config_path)
+  if config is None:
+    raise ValueError(sentence or f"no config file {config_path!r}")
   return sorted(config.to_dict())
 
 
@@ -134,7 +136,7 @@ def _override_error(e: Exception, argv: Sequence[str],
   unknown = _unknown_key(argv, default)
   if unknown is not None:
     return unknown
-  lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+  lines = _lines(e)
   message = lines[0].strip("\"'") if lines else ""
   return f"bad --config override ({type(e).__name__}: {message})."
 
@@ -155,61 +157,64 @@ def _default_config(flag_values: flags.FlagValues) -> str | None:
 
 def _first_line(e: BaseException) -> str:
   """``Type: first line of the message`` without a final period."""
-  lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+  lines = _lines(e)
   message = lines[0].rstrip(".") if lines else ""
   return f"{type(e).__name__}: {message}" if message else type(e).__name__
 
 
-def _config_file_error(spec: str | None) -> str | None:
-  """The sentence for a ``--config`` file that cannot make a config, or None.
+def _load_config(spec: str | None
+                 ) -> tuple[ml_collections.ConfigDict | None, str | None]:
+  """The config that ``spec`` (``path[:variant]``) makes, or why it cannot.
 
-  The file of ``spec`` (``path[:variant]``) is run and its ``get_config``
-  called, as ml_collections does. None if it makes a ``ConfigDict`` or
-  cannot be read at all (the caller then says why the flag failed).
+  The file is run and its ``get_config`` called, as ml_collections does.
+
+  Returns:
+    ``(config, None)``; ``(None, sentence)`` for a file that cannot make a
+    ``ConfigDict``; ``(None, None)`` if there is no such file (the caller
+    then says why the flag failed).
   """
   if not spec:
-    return None
+    return None, None
   path, _, variant = spec.partition(":")
   if not os.path.isfile(path):
-    return None
+    return None, None
   loader = importlib.machinery.SourceFileLoader("_wonderland_config", path)
   module = types.ModuleType(loader.name)
   module.__file__ = path
   try:
     loader.exec_module(module)
   except SyntaxError as e:
-    return (f"--config must be a Python file that parses, got {path!r} "
-            f"({e.msg} at line {e.lineno}).")
+    return None, (f"--config must be a Python file that parses, got "
+                  f"{path!r} ({e.msg} at line {e.lineno}).")
   except Exception as e:  # pylint: disable=broad-except
-    return (f"--config must be a Python file that runs, got {path!r} "
-            f"({_first_line(e)}).")
+    return None, (f"--config must be a Python file that runs, got {path!r} "
+                  f"({_first_line(e)}).")
   get_config = getattr(module, "get_config", None)
   if not callable(get_config):
-    return (f"--config must be a file that defines get_config(), got "
-            f"{path!r}, which does not.")
+    return None, (f"--config must be a file that defines get_config(), got "
+                  f"{path!r}, which does not.")
   try:
     config = get_config(variant) if variant else get_config()
   except Exception as e:  # pylint: disable=broad-except
-    return (f"--config must name a config that get_config() makes, got "
-            f"{spec!r} ({_first_line(e)}).")
+    return None, (f"--config must name a config that get_config() makes, "
+                  f"got {spec!r} ({_first_line(e)}).")
   if not isinstance(config, ml_collections.ConfigDict):
     shown = repr(config)
     shown = shown if len(shown) <= 40 else shown[:37] + "..."
-    return (f"--config must be a file whose get_config() returns an "
-            f"ml_collections.ConfigDict, got {path!r}, which returns "
-            f"{type(config).__name__} {shown}.")
-  return None
+    return None, (f"--config must be a file whose get_config() returns an "
+                  f"ml_collections.ConfigDict, got {path!r}, which returns "
+                  f"{type(config).__name__} {shown}.")
+  return config, None
 
 
 def _flag_error(e: Exception, argv: Sequence[str],
                 flag_values: flags.FlagValues) -> str | None:
   """The sentence for an exception of absl's parsing, or None (a bug)."""
   if isinstance(e, OSError):
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return f"--config could not be loaded: {lines[-1]}"
+    return f"--config could not be loaded: {_lines(e)[-1]}"
   if isinstance(e, flags.Error):
     # ml_collections puts the config file's traceback inside the message.
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    lines = _lines(e)
     return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
   if isinstance(e, (AttributeError, KeyError, TypeError, ValueError)):
     # With --config given, ml_collections applies the overrides here.
@@ -236,7 +241,7 @@ def _parse_flags(argv: Sequence[str],
       getattr(flag_values["config"].value, "to_dict")
   except Exception as e:  # pylint: disable=broad-except
     spec = _config_arg(argv[1:]) or _default_config(flag_values)
-    sentence = _config_file_error(spec) or _flag_error(e, argv, flag_values)
+    sentence = _load_config(spec)[1] or _flag_error(e, argv, flag_values)
     if sentence is None:
       raise
     raise ConfigError(sentence) from None
@@ -264,7 +269,7 @@ def _define(name: str, config_dir: str | os.PathLike,
   except Exception as e:  # pylint: disable=broad-except
     # Without --config, ml_collections applies the overrides right here.
     given = sys.argv if argv is None else argv
-    sentence = _config_file_error(_config_arg(given[1:]) or default)
+    sentence = _load_config(_config_arg(given[1:]) or default)[1]
     if sentence is None and isinstance(e, (AttributeError, KeyError)):
       sentence = _override_error(e, given[1:], default)
     if sentence is None:

@@ -269,8 +269,8 @@ def test_a_full_disk_is_one_sentence_and_keeps_what_was_saved(
   cells = {(o, p): cells_lib.load_cell(cells_lib.cell_path(reference, o, p))
            for o in plan.labels for p in plan.problems}
 
-  def computed(plan, opts, probs, done, fingerprints):
-    del plan, fingerprints
+  def computed(plan, opts, probs, done, fingerprints, layouts):
+    del plan, fingerprints, layouts
     return {(o, p): cells[(o, p)] for o in opts for p in probs
             if (o, p) not in done}
 

@@ -177,12 +177,14 @@ def _batches(pending: Sequence[tuple[str, str]], dims: Mapping[str, int],
 
 
 def _compute(plan: Plan, opts, probs, done: Mapping[tuple[str, str], Cell],
-             fingerprints: Mapping[tuple[str, str], str]
+             fingerprints: Mapping[tuple[str, str], str],
+             layouts: Mapping[tuple[str, str], cells_lib.Layout]
              ) -> dict[tuple[str, str], Cell]:
   """Runs one batch and computes the 2-D paths.
 
   Every variant of every optimizer is one factory of the program; a cell
-  gathers its optimizer's variants eta-major (``cells.Cell``).
+  gathers its optimizer's variants eta-major (``cells.Cell``), as its
+  ``layouts`` entry lays them out.
 
   Returns:
     The batch's cells that are not in ``done`` (unsaved).
@@ -211,7 +213,6 @@ def _compute(plan: Plan, opts, probs, done: Mapping[tuple[str, str], Cell],
     members = owner[o]
     # eta-major configurations: (eta_0, variant_0), (eta_0, variant_1), ...
     order = [(i, f) for i in range(n_lr) for f, _ in members]
-    variants = [v for _ in range(n_lr) for _, v in members]
     for j, p in enumerate(probs):
       pick = lambda a: np.stack([a[f, i, j] for i, f in order])
       values = pick(batch.values).astype(np.float32)
@@ -224,9 +225,9 @@ def _compute(plan: Plan, opts, probs, done: Mapping[tuple[str, str], Cell],
       best[(o, p)] = f
       cells[(o, p)] = dict(
           optimizer=o, problem=p,
-          learning_rates=np.repeat(plan.learning_rates, len(members)),
+          learning_rates=layouts[(o, p)].learning_rates,
           values=values, diverged=diverged, final_x=final_x,
-          variants_json=json.dumps(variants))
+          variants_json=layouts[(o, p)].variants_json)
   dim = problems[0].dim
   if dim == 2:
     paths = batching.best_paths(fns, factories, path_lrs, x0[:, 0],
@@ -359,7 +360,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]
         n_factories * len(probs) * len(plan.learning_rates) * plan.num_seeds,
         plan.steps,
     )
-    new = _compute(plan, opts, probs, cells, fingerprints)
+    new = _compute(plan, opts, probs, cells, fingerprints, layouts)
     with _writing(out):
       for (o, p), cell in new.items():
         cells_lib.save_cell(cells_lib.cell_path(out, o, p), cell)
