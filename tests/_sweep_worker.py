@@ -77,6 +77,20 @@ def cells_problem():
   return fns, [optax.adam, optax.sgd], np.array([3e-3, 3e-2]), x0
 
 
+def blocked_problem():
+  """adam on the tests' tiny MLP, 3 learning rates x 3 seeds, in blocks of 2."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  import _models  # pylint: disable=g-import-not-at-top
+
+  loss, params, _ = _models.tiny_mlp()
+  x0 = jax.tree.map(lambda a: jnp.stack([a, 0.5 * a, -a]), params)
+  grid = {"learning_rate": np.array([1e-2, 3e-2, 1e-1], np.float32)}
+  return lambda p: loss(p), optax.adam, grid, x0, dict(steps=30, block_size=2)
+
+
 def run_and_save(out: str, cells: bool = True) -> None:
   # Imported here: XLA_FLAGS must be set before jax loads.
   # pylint: disable=g-import-not-at-top
@@ -105,6 +119,12 @@ def run_and_save(out: str, cells: bool = True) -> None:
   stoch = sweep(sf, optax_sgd(), sgrid, sx0, **skwargs)
   arrays["stoch_values"] = stoch.values
   arrays["stoch_evals"] = stoch.evals["loss"]
+  # Blocks of a fixed size: the per-device program is one block's, so the
+  # MLP's matmul kernels do not change with the device count.
+  bf, bmake, bgrid, bx0, bkwargs = blocked_problem()
+  blocked = sweep(bf, bmake, bgrid, bx0, **bkwargs)
+  arrays["blocked_values"] = blocked.values
+  arrays["blocked_w1"] = blocked.final_params["w1"]
   # Cells computed one by one (wonderland.batching.run_cells) on problems
   # that amplify one rounding: the same bits on any device count.
   # (Devices only: processes share the mechanism, and each one compiles.)

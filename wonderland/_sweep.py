@@ -23,9 +23,12 @@ every point of the hyperparameter grid times every initial point in x0:
   is in the program, because XLA:CPU's fusions, and the multiply-adds it
   contracts into FMA instructions, depend on the whole graph; a run of
   ``wonderland.minimize`` (its hyperparameters constants, not traced) rounds
-  differently again. Where the numbers must not depend on what else is
-  computed, compute each cell as its own block:
-  ``wonderland.batching.run_cells``.
+  differently again. Where a run's numbers must not depend on the grid's size
+  or the device count, pass ``block_size``: each device then computes its
+  runs in fixed blocks of that many, one after another, and a run's bits
+  depend on the block size and its own inputs only. Where they must not
+  depend on which optimizers and problems share a program, compute each cell
+  as its own block: ``wonderland.batching.run_cells``.
 
 Each returned array is sharded along its first axis that divides evenly by the
 device count, replicated on every device otherwise; with several processes it
@@ -73,12 +76,53 @@ def _constrain(tree, sharding):
   )
 
 
-def _init_program(make_optimizer, fixed, sharding, record, hparams, x0):
+def _map_runs(one, sharding, block, n_blocks, runs, shared=()):
+  """``jax.vmap(one)`` over the leading run axis of ``runs``' leaves.
+
+  ``one(*run, *shared)``: ``shared`` (replicated scalars, the data) is the
+  same for every run. With ``block`` = B, each device computes its runs B at
+  a time, one block after another, under a ``jax.shard_map``: a loop whose
+  trip count ``n_blocks`` (the blocks per device) is an argument of the
+  program, not a constant, so that XLA compiles the vmapped block alone (a
+  known count would let it inline or unroll the loop and fuse differently),
+  whatever the number of runs or devices.
+  """
+  if block is None:
+    return jax.vmap(lambda *run: one(*run, *shared))(*runs)
+  vone = jax.vmap(lambda *args: one(*args[:-1], *args[-1]),
+                  in_axes=(0,) * len(runs) + (None,))
+
+  def local(runs, shared, n_blocks):
+    n = jax.tree.leaves(runs)[0].shape[0]
+    take = lambda i: jax.tree.map(
+        lambda a: jax.lax.dynamic_slice_in_dim(a, i * block, block), runs)
+    shapes = jax.eval_shape(lambda r: vone(*r, shared), take(0))
+    out = jax.tree.map(
+        lambda s: jnp.zeros((n, *s.shape[1:]), s.dtype), shapes)
+
+    def body(i, out):
+      got = vone(*take(i), shared)
+      return jax.tree.map(
+          lambda o, g: jax.lax.dynamic_update_slice_in_dim(o, g, i * block, 0),
+          out, got)
+
+    return jax.lax.fori_loop(0, n_blocks, body, out)
+
+  # check_vma=False: the loop's fresh scalars (step counts, flags) are not
+  # marked as varying over the device axis, as the runs' values are.
+  return jax.shard_map(local, mesh=sharding.mesh,
+                       in_specs=(P(AXIS), P(), P()), out_specs=P(AXIS),
+                       check_vma=False)(runs, shared, n_blocks)
+
+
+def _init_program(make_optimizer, fixed, sharding, record, block, n_blocks,
+                  hparams, x0):
   def one(hp, x):
     opt = _grid.traced_optimizer(make_optimizer, fixed, hp)
     return _loop.init_carry(opt, x, record)
 
-  return _constrain(jax.vmap(one)(hparams, x0), sharding)
+  return _constrain(_map_runs(one, sharding, block, n_blocks,
+                                (hparams, x0)), sharding)
 
 
 def _feed(spec, data, key_data):
@@ -99,7 +143,8 @@ def _precondition(fixed, hp):
 
 def _chunk_program(
     f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
-    sharpness_iters, hparams, carry, real, t0, steps, data, keys,
+    sharpness_iters, block, n_blocks, hparams, carry, real, t0, steps, data,
+    keys,
 ):
   """``chunk`` steps of every run, t0..t0+chunk-1; steps >= ``steps`` masked.
 
@@ -109,7 +154,7 @@ def _chunk_program(
   block of ``every`` steps.
   """
 
-  def one(hp, c, key_data):
+  def one(hp, c, key_data, t0, steps, data):
     opt = _grid.traced_optimizer(make_optimizer, fixed, hp)
     c, records, evals = _loop.scan_steps(
         f, opt, c, t0, chunk, steps=steps, feed=_feed(spec, data, key_data),
@@ -119,7 +164,9 @@ def _chunk_program(
     )
     return c, (records.value, records.grad_norm, evals)
 
-  carry, (values, grad_norms, evals) = jax.vmap(one)(hparams, carry, keys)
+  carry, (values, grad_norms, evals) = _map_runs(
+      one, sharding, block, n_blocks, (hparams, carry, keys),
+      (t0, steps, data))
   replicated = NamedSharding(sharding.mesh, P())
   num_diverged = jax.lax.with_sharding_constraint(
       jnp.sum(carry.diverged & real, dtype=jnp.int32), replicated
@@ -130,15 +177,17 @@ def _chunk_program(
           num_diverged, next_t0)
 
 
-def _finish_program(f, sharding, spec, record, carry, steps, data, keys):
+def _finish_program(f, sharding, spec, record, block, n_blocks, carry, steps,
+                    data, keys):
   """Checks every run's last point (``wonderland._loop.finish``)."""
 
-  def one(c, key_data):
+  def one(c, key_data, steps, data):
     last = _loop.objective(f, _feed(spec, data, key_data), steps)
     c, value, grad_norm = _loop.finish(last, c, None, record)
     return c, value, grad_norm if "grad_norm" in record else None
 
-  carry, value, grad_norm = jax.vmap(one)(carry, keys)
+  carry, value, grad_norm = _map_runs(one, sharding, block, n_blocks,
+                                      (carry, keys), (steps, data))
   return _constrain((carry, value, grad_norm), sharding)
 
 
@@ -183,12 +232,12 @@ def _assemble_program(layout, mesh, replicate, values, grad_norms, evals,
   return jax.tree.map(place, (values, grad_norms, params, diverged, evals))
 
 
-_init_jit = jax.jit(_init_program, static_argnums=(0, 1, 2, 3))
+_init_jit = jax.jit(_init_program, static_argnums=(0, 1, 2, 3, 4))
 _chunk_jit = jax.jit(
-    _chunk_program, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
-    donate_argnums=(11,),
+    _chunk_program, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+    donate_argnums=(13,),
 )
-_finish_jit = jax.jit(_finish_program, static_argnums=(0, 1, 2, 3))
+_finish_jit = jax.jit(_finish_program, static_argnums=(0, 1, 2, 3, 4))
 _assemble_jit = jax.jit(_assemble_program, static_argnums=(0, 1, 2))
 
 
@@ -251,6 +300,7 @@ def sweep(
     eval_every: int | None = None,
     record: Sequence[str] = ("value", "grad_norm"),
     sharpness_iters: int = 20,
+    block_size: int | None = None,
 ) -> SweepResult:
   """Runs ``make_optimizer(**fixed, **point)`` from every x0, every point.
 
@@ -297,6 +347,13 @@ def sweep(
       to the next, as in ``wonderland.minimize`` (P is read with the run's
       ``eps`` and ``b2`` where the grid or ``fixed`` gives them).
     sharpness_iters: the Hessian-vector products per curvature estimate.
+    block_size: None (each device vectorizes over all of its runs at once:
+      the fastest), or B, a positive integer: each device computes its runs
+      B at a time, one block after another, so that a run's bits depend only
+      on B and on its own inputs (hyperparameters, x0, seed), not on the
+      grid's size or on the device count. The runs are padded to a multiple
+      of B times the device count. Small blocks vectorize less (a tiny
+      problem's sweep slows down most; see benchmarks/README.md).
 
   Returns:
     A ``SweepResult`` with arrays laid out as ``(*grid, n_seeds, ...)``.
@@ -307,9 +364,9 @@ def sweep(
       nowhere, grid values that are not a non-empty 1-D array of floats or
       signed integers, a grid value or fixed value that make_optimizer itself
       refuses, a make_optimizer that does not return a gradient
-      transformation, an unhashable fixed value, steps or chunk_steps not a
-      positive integer, x0 without a leading seed axis, or stochastic
-      arguments that ``wonderland.minimize`` would refuse.
+      transformation, an unhashable fixed value, steps, chunk_steps or
+      block_size not a positive integer, x0 without a leading seed axis, or
+      stochastic arguments that ``wonderland.minimize`` would refuse.
 
   Example:
     >>> result = sweep(rosenbrock, optax.sgd,
@@ -320,6 +377,9 @@ def sweep(
   """
   steps = _checks.integer("steps", steps, maximum=_checks.INT32_MAX)
   chunk_steps = _checks.integer("chunk_steps", chunk_steps)
+  if block_size is not None:
+    block_size = _checks.integer("block_size", block_size,
+                                 maximum=_checks.INT32_MAX)
   record = _checks.records(record, ("value", "grad_norm") + _loop.CURVATURES)
   sharpness_iters = _checks.integer("sharpness_iters", sharpness_iters,
                                     maximum=_checks.INT32_MAX)
@@ -344,10 +404,11 @@ def sweep(
     preconditioning.preconditioned_state(jax.eval_shape(first.init, one_seed))
   grid_shape = tuple(v.size for v in values)
   n_runs = math.prod(grid_shape) * n_seeds
-  _grid.check_size(n_runs, steps, len(record), one_seed)
   mesh = Mesh(np.array(jax.devices()), (AXIS,))
   n_dev = mesh.devices.size
-  padded = -(-n_runs // n_dev) * n_dev
+  unit = n_dev * (block_size or 1)
+  padded = -(-n_runs // unit) * unit
+  _grid.check_size(padded, steps, len(record), one_seed)
   run_index = np.arange(padded) % n_runs
   sharded = NamedSharding(mesh, P(AXIS))
   replicated = NamedSharding(mesh, P())
@@ -387,6 +448,9 @@ def sweep(
   x0_runs = jax.tree.map(lambda a: global_array(a, sharded), x0_host)
   real = global_array(real_host, sharded)
   steps_arr = global_array(np.asarray(steps, np.int32), replicated)
+  # The blocks per device: a program argument (see _map_runs).
+  n_blocks = global_array(
+      np.asarray(padded // unit if block_size else 0, np.int32), replicated)
   t0 = global_array(np.asarray(0, np.int32), replicated)
   keys = None if keys_host is None else global_array(keys_host, sharded)
   if data is not None:
@@ -394,16 +458,17 @@ def sweep(
 
   statics = (f, make_optimizer, fixed_items)
   carry = compile_and_run(
-      _init_jit, timing, (make_optimizer, fixed_items, sharded, record),
-      hparams, x0_runs,
+      _init_jit, timing,
+      (make_optimizer, fixed_items, sharded, record, block_size),
+      n_blocks, hparams, x0_runs,
   )
   value_chunks, grad_norm_chunks, eval_chunks = [], [], []
   for i in range(n_chunks):
     carry, vals, gnorms, evals, num_diverged, t0 = compile_and_run(
         _chunk_jit, timing,
         (*statics, chunk, sharded, spec, evaluate, every, record,
-         sharpness_iters),
-        hparams, carry, real, t0, steps_arr, data, keys,
+         sharpness_iters, block_size),
+        n_blocks, hparams, carry, real, t0, steps_arr, data, keys,
     )
     value_chunks.append(vals)
     grad_norm_chunks.append(gnorms)
@@ -415,8 +480,8 @@ def sweep(
         int(num_diverged), timing["compile"], timing["run"],
     )
   carry, last_value, last_grad_norm = compile_and_run(
-      _finish_jit, timing, (f, sharded, spec, record), carry, steps_arr, data,
-      keys,
+      _finish_jit, timing, (f, sharded, spec, record, block_size), n_blocks,
+      carry, steps_arr, data, keys,
   )
   layout = (n_runs, (*grid_shape, n_seeds), steps)
   out_values, out_gnorms, out_params, out_diverged, out_evals = (
