@@ -97,6 +97,24 @@ def test_the_job_writes_its_outputs_and_chooses_on_validation(outputs):
   assert page.count('src="data:image/png;base64,') == 1
 
 
+def test_block_size_reaches_every_sweep(tmp_path, monkeypatch):
+  asked = []
+
+  class Stop(Exception):
+    pass
+
+  def sweep(*args, **kwargs):
+    asked.append(kwargs["block_size"])
+    raise Stop
+
+  monkeypatch.setattr(train._sweep, "sweep", sweep)  # pylint: disable=protected-access
+  with pytest.raises(Stop):
+    train.run(_config(block_size=3), str(tmp_path / "a"))
+  with pytest.raises(Stop):
+    train.run(_config(), str(tmp_path / "b"))
+  assert asked == [3, None]  # 0 in the config: no blocks
+
+
 def test_a_rerun_reads_finished_results_back_unless_they_changed(
     outputs, tmp_path, monkeypatch, capsys):
   workdir, rows, _ = outputs
@@ -144,6 +162,7 @@ def test_choose_ties_at_five_digits_to_lower_loss_then_smaller_eta():
         (dict(target_margin=1.5), "target_margin must be a number in"),
         (dict(lr_min=1.0, lr_max=0.1), "lr_min must be <= config.lr_max"),
         (dict(num_lrs=0), "num_lrs"),
+        (dict(block_size=-1), r"block_size must be an integer in \[0, 4096\]"),
         (dict(num_seeds=1000), "at most 64"),
         (dict(batch_size=5000), "batch_size must be at most 3500"),
         (dict(steps=10**9), "run-steps"),

@@ -115,6 +115,7 @@ class Plan(NamedTuple):
   standardize: bool
   target_margin: float = 0.02
   figure_formats: tuple[str, ...] = ("png",)
+  block_size: int | None = None
 
 
 def _training_tasks() -> tuple[str, ...]:
@@ -152,6 +153,12 @@ def validate(config: ml_collections.ConfigDict) -> Plan:
     )
   for key in ("num_lrs", "num_seeds", "steps", "batch_size", "eval_every"):
     cli.require_positive(key, config[key], integer=True)
+  block = config.block_size
+  if (isinstance(block, bool) or not isinstance(block, int)
+      or not 0 <= block <= 4096):
+    raise cli.ConfigError(
+        f"config.block_size must be an integer in [0, 4096] (0: no blocks), "
+        f"got {block!r}.")
   if config.num_lrs > 64 or config.num_seeds > 64:
     raise cli.ConfigError(
         f"config.num_lrs and config.num_seeds must be at most 64 each, got "
@@ -179,7 +186,8 @@ def validate(config: ml_collections.ConfigDict) -> Plan:
               int(config.batch_size),
               int(min(config.eval_every, config.steps)),
               bool(config.standardize), float(config.target_margin),
-              ("png", *[f for f in formats if f != "png"]))
+              ("png", *[f for f in formats if f != "png"]),
+              int(block) or None)
 
 
 def _median(x) -> float:
@@ -224,7 +232,7 @@ def _train(plan: Plan, opt: Optimizer, problem, x0, data_key) -> _Trained:
         problem.loss, opt.make(variant), {"learning_rate": lrs}, x0,
         steps=plan.steps, data=problem.data, batch_size=plan.batch_size,
         key=data_key, evaluate=problem.evaluate, eval_every=plan.eval_every,
-        chunk_steps=plan.steps,
+        chunk_steps=plan.steps, block_size=plan.block_size,
     ))
   n_var = len(results)
   # eta-major: (eta_0, variant_0), (eta_0, variant_1), ...
@@ -266,7 +274,8 @@ def _fingerprint(plan: Plan, opt: Optimizer, task: str, problem, x0) -> str:
             "data_sha256": provenance.digest(*jax.tree.leaves(problem.data))},
       learning_rates=list(plan.learning_rates), num_seeds=plan.seeds,
       seed=plan.seed, steps=plan.steps, batch_size=plan.batch_size,
-      eval_every=plan.eval_every, versions=provenance.versions(),
+      eval_every=plan.eval_every, block_size=plan.block_size,
+      versions=provenance.versions(),
       library_source=provenance.library_source(),
       job_source=[provenance.file_digest(__file__),
                   provenance.file_digest(optimizers_lib.__file__)],
