@@ -25,8 +25,9 @@ every point of the hyperparameter grid times every initial point in x0:
   ``wonderland.minimize`` (its hyperparameters constants, not traced) rounds
   differently again. Where a run's numbers must not depend on the grid's size
   or the device count, pass ``block_size``: each device then computes its
-  runs in fixed blocks of that many, one after another, and a run's bits
-  depend on the block size and its own inputs only. Where they must not
+  runs in fixed blocks of that many, one after another, each block one
+  program from x0 to the end, and a run's bits depend on the block size and
+  its own inputs only. Where they must not
   depend on which optimizers and problems share a program, compute each cell
   as its own block: ``wonderland.batching.run_cells``.
 
@@ -76,53 +77,29 @@ def _constrain(tree, sharding):
   )
 
 
-def _map_runs(one, sharding, block, n_blocks, runs, shared=()):
+def _map_runs(one, sharding, block, runs, shared=()):
   """``jax.vmap(one)`` over the leading run axis of ``runs``' leaves.
 
   ``one(*run, *shared)``: ``shared`` (replicated scalars, the data) is the
   same for every run. With ``block`` = B, each device computes its runs B at
-  a time, one block after another, under a ``jax.shard_map``: a loop whose
-  trip count ``n_blocks`` (the blocks per device) is an argument of the
-  program, not a constant, so that XLA compiles the vmapped block alone (a
-  known count would let it inline or unroll the loop and fuse differently),
-  whatever the number of runs or devices.
+  a time, one block after another (``jax.lax.map`` of the vmapped block
+  under a ``jax.shard_map``), whatever the number of runs or devices.
   """
   if block is None:
     return jax.vmap(lambda *run: one(*run, *shared))(*runs)
-  vone = jax.vmap(lambda *args: one(*args[:-1], *args[-1]),
-                  in_axes=(0,) * len(runs) + (None,))
 
-  def local(runs, shared, n_blocks):
+  def local(runs, shared):
     n = jax.tree.leaves(runs)[0].shape[0]
-    take = lambda i: jax.tree.map(
-        lambda a: jax.lax.dynamic_slice_in_dim(a, i * block, block), runs)
-    shapes = jax.eval_shape(lambda r: vone(*r, shared), take(0))
-    out = jax.tree.map(
-        lambda s: jnp.zeros((n, *s.shape[1:]), s.dtype), shapes)
-
-    def body(i, out):
-      got = vone(*take(i), shared)
-      return jax.tree.map(
-          lambda o, g: jax.lax.dynamic_update_slice_in_dim(o, g, i * block, 0),
-          out, got)
-
-    return jax.lax.fori_loop(0, n_blocks, body, out)
+    blocks = jax.tree.map(
+        lambda a: a.reshape(n // block, block, *a.shape[1:]), runs)
+    out = jax.lax.map(
+        lambda b: jax.vmap(lambda *run: one(*run, *shared))(*b), blocks)
+    return jax.tree.map(lambda a: a.reshape(n, *a.shape[2:]), out)
 
   # check_vma=False: the loop's fresh scalars (step counts, flags) are not
   # marked as varying over the device axis, as the runs' values are.
-  return jax.shard_map(local, mesh=sharding.mesh,
-                       in_specs=(P(AXIS), P(), P()), out_specs=P(AXIS),
-                       check_vma=False)(runs, shared, n_blocks)
-
-
-def _init_program(make_optimizer, fixed, sharding, record, block, n_blocks,
-                  hparams, x0):
-  def one(hp, x):
-    opt = _grid.traced_optimizer(make_optimizer, fixed, hp)
-    return _loop.init_carry(opt, x, record)
-
-  return _constrain(_map_runs(one, sharding, block, n_blocks,
-                                (hparams, x0)), sharding)
+  return jax.shard_map(local, mesh=sharding.mesh, in_specs=(P(AXIS), P()),
+                       out_specs=P(AXIS), check_vma=False)(runs, shared)
 
 
 def _feed(spec, data, key_data):
@@ -141,18 +118,20 @@ def _precondition(fixed, hp):
       state, eps=given.get("eps"), b2=given.get("b2"))
 
 
-def _chunk_program(
-    f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
-    sharpness_iters, block, n_blocks, hparams, carry, real, t0, steps, data,
-    keys,
-):
-  """``chunk`` steps of every run, t0..t0+chunk-1; steps >= ``steps`` masked.
+def _init_one(make_optimizer, fixed, record):
+  """One run's loop state before step 1: ``(hp, x0) -> carry``."""
 
-  Step t records f and ||grad f|| at x_{t-1} (see ``wonderland._loop.step``);
-  ``_assemble_program`` shifts them to the trace's f(x_t). With ``evaluate``,
-  ``chunk`` is a multiple of ``every`` and the runs are evaluated after each
-  block of ``every`` steps.
-  """
+  def one(hp, x):
+    opt = _grid.traced_optimizer(make_optimizer, fixed, hp)
+    return _loop.init_carry(opt, x, record)
+
+  return one
+
+
+def _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every, record,
+               sharpness_iters):
+  """One run's ``chunk`` steps: ``(hp, c, key_data, t0, steps, data) ->
+  (c, (values, grad_norms, evals))``."""
 
   def one(hp, c, key_data, t0, steps, data):
     opt = _grid.traced_optimizer(make_optimizer, fixed, hp)
@@ -164,9 +143,40 @@ def _chunk_program(
     )
     return c, (records.value, records.grad_norm, evals)
 
+  return one
+
+
+def _finish_one(f, spec, record):
+  """One run's last check: ``(c, key_data, steps, data) -> (c, f, ||g||)``."""
+
+  def one(c, key_data, steps, data):
+    last = _loop.objective(f, _feed(spec, data, key_data), steps)
+    c, value, grad_norm = _loop.finish(last, c, None, record)
+    return c, value, grad_norm if "grad_norm" in record else None
+
+  return one
+
+
+def _init_program(make_optimizer, fixed, sharding, record, hparams, x0):
+  one = _init_one(make_optimizer, fixed, record)
+  return _constrain(jax.vmap(one)(hparams, x0), sharding)
+
+
+def _chunk_program(
+    f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
+    sharpness_iters, hparams, carry, real, t0, steps, data, keys,
+):
+  """``chunk`` steps of every run, t0..t0+chunk-1; steps >= ``steps`` masked.
+
+  Step t records f and ||grad f|| at x_{t-1} (see ``wonderland._loop.step``);
+  ``_assemble_program`` shifts them to the trace's f(x_t). With ``evaluate``,
+  ``chunk`` is a multiple of ``every`` and the runs are evaluated after each
+  block of ``every`` steps.
+  """
+  one = _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every,
+                   record, sharpness_iters)
   carry, (values, grad_norms, evals) = _map_runs(
-      one, sharding, block, n_blocks, (hparams, carry, keys),
-      (t0, steps, data))
+      one, sharding, None, (hparams, carry, keys), (t0, steps, data))
   replicated = NamedSharding(sharding.mesh, P())
   num_diverged = jax.lax.with_sharding_constraint(
       jnp.sum(carry.diverged & real, dtype=jnp.int32), replicated
@@ -177,18 +187,38 @@ def _chunk_program(
           num_diverged, next_t0)
 
 
-def _finish_program(f, sharding, spec, record, block, n_blocks, carry, steps,
-                    data, keys):
+def _finish_program(f, sharding, spec, record, carry, steps, data, keys):
   """Checks every run's last point (``wonderland._loop.finish``)."""
-
-  def one(c, key_data, steps, data):
-    last = _loop.objective(f, _feed(spec, data, key_data), steps)
-    c, value, grad_norm = _loop.finish(last, c, None, record)
-    return c, value, grad_norm if "grad_norm" in record else None
-
-  carry, value, grad_norm = _map_runs(one, sharding, block, n_blocks,
-                                      (carry, keys), (steps, data))
+  one = _finish_one(f, spec, record)
+  carry, value, grad_norm = _map_runs(one, sharding, None, (carry, keys),
+                                      (steps, data))
   return _constrain((carry, value, grad_norm), sharding)
+
+
+def _blocked_program(
+    f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
+    sharpness_iters, block, hparams, x0, t0, steps, data, keys,
+):
+  """Whole runs (init, every step, the last check), ``block`` at a time.
+
+  One program from x0 to the last point: with the optimizer state handed in
+  from another program, XLA compiled the steps into other arithmetic on one
+  device than on several (benchmarks/README.md); built in the program, it
+  does not.
+  """
+  init = _init_one(make_optimizer, fixed, record)
+  steps_ = _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every,
+                      record, sharpness_iters)
+  finish = _finish_one(f, spec, record)
+
+  def one(hp, x, key_data, t0, steps, data):
+    c, out = steps_(hp, init(hp, x), key_data, t0, steps, data)
+    c, value, grad_norm = finish(c, key_data, steps, data)
+    return c, out, value, grad_norm
+
+  out = _map_runs(one, sharding, block, (hparams, x0, keys),
+                  (t0, steps, data))
+  return _constrain(out, sharding)
 
 
 def _out_sharding(shape, mesh, replicate):
@@ -232,12 +262,14 @@ def _assemble_program(layout, mesh, replicate, values, grad_norms, evals,
   return jax.tree.map(place, (values, grad_norms, params, diverged, evals))
 
 
-_init_jit = jax.jit(_init_program, static_argnums=(0, 1, 2, 3, 4))
+_init_jit = jax.jit(_init_program, static_argnums=(0, 1, 2, 3))
 _chunk_jit = jax.jit(
-    _chunk_program, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
-    donate_argnums=(13,),
+    _chunk_program, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    donate_argnums=(11,),
 )
-_finish_jit = jax.jit(_finish_program, static_argnums=(0, 1, 2, 3, 4))
+_finish_jit = jax.jit(_finish_program, static_argnums=(0, 1, 2, 3))
+_blocked_jit = jax.jit(_blocked_program,
+                       static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10))
 _assemble_jit = jax.jit(_assemble_program, static_argnums=(0, 1, 2))
 
 
@@ -282,6 +314,34 @@ def compile_and_run(jitted, timing, static, *args):
   timing["compile"] += compile_seconds
   timing["run"] += total - compile_seconds
   return out
+
+
+def _run_in_chunks(statics, timing, n_chunks, chunk, steps, n_runs, sharded,
+                   options, hparams, x0_runs, real, t0, steps_arr, data,
+                   keys):
+  """The init program, then the chunks, one progress line after each."""
+  make_optimizer, fixed_items = statics[1], statics[2]
+  record = options[3]
+  carry = compile_and_run(
+      _init_jit, timing, (make_optimizer, fixed_items, sharded, record),
+      hparams, x0_runs,
+  )
+  value_chunks, grad_norm_chunks, eval_chunks = [], [], []
+  for i in range(n_chunks):
+    carry, vals, gnorms, evals, num_diverged, t0 = compile_and_run(
+        _chunk_jit, timing, (*statics, chunk, sharded, *options),
+        hparams, carry, real, t0, steps_arr, data, keys,
+    )
+    value_chunks.append(vals)
+    grad_norm_chunks.append(gnorms)
+    eval_chunks.append(evals)
+    logging.info(
+        "sweep: %d/%d steps of %d runs (%d chunks of %d), %d diverged, "
+        "%.2fs compiling, %.2fs running.",
+        min((i + 1) * chunk, steps), steps, n_runs, n_chunks, chunk,
+        int(num_diverged), timing["compile"], timing["run"],
+    )
+  return carry, value_chunks, grad_norm_chunks, eval_chunks
 
 
 def sweep(
@@ -349,11 +409,13 @@ def sweep(
     sharpness_iters: the Hessian-vector products per curvature estimate.
     block_size: None (each device vectorizes over all of its runs at once:
       the fastest), or B, a positive integer: each device computes its runs
-      B at a time, one block after another, so that a run's bits depend only
-      on B and on its own inputs (hyperparameters, x0, seed), not on the
-      grid's size or on the device count. The runs are padded to a multiple
-      of B times the device count. Small blocks vectorize less (a tiny
-      problem's sweep slows down most; see benchmarks/README.md).
+      B at a time, one block after another, each block one program from x0
+      to the last point, so that a run's bits depend only on B and on its
+      own inputs (hyperparameters, x0, seed), not on the grid's size or on
+      the device count. The runs are padded to a multiple of B times the
+      device count; ``chunk_steps`` is not used (one progress line at the
+      end). Small blocks vectorize less (a tiny problem's sweep slows down
+      most; see benchmarks/README.md).
 
   Returns:
     A ``SweepResult`` with arrays laid out as ``(*grid, n_seeds, ...)``.
@@ -427,12 +489,14 @@ def sweep(
   )
   real_host = np.arange(padded) < n_runs
 
-  n_chunks = -(-steps // chunk_steps)
+  # With blocks, every run is one program from x0 to its last point.
+  n_chunks = 1 if block_size else -(-steps // chunk_steps)
   chunk = -(-steps // n_chunks)
   eval_steps = None
   if every is not None:
     chunk = -(-chunk // every) * every
     n_chunks = -(-steps // chunk)
+    # (With blocks, n_chunks stays 1: the one chunk covers every step.)
     eval_steps = _loop.evaluation_steps(steps, every)
   spec, keys_host = None, None
   if data is not None:
@@ -448,41 +512,30 @@ def sweep(
   x0_runs = jax.tree.map(lambda a: global_array(a, sharded), x0_host)
   real = global_array(real_host, sharded)
   steps_arr = global_array(np.asarray(steps, np.int32), replicated)
-  # The blocks per device: a program argument (see _map_runs).
-  n_blocks = global_array(
-      np.asarray(padded // unit if block_size else 0, np.int32), replicated)
   t0 = global_array(np.asarray(0, np.int32), replicated)
   keys = None if keys_host is None else global_array(keys_host, sharded)
   if data is not None:
     data = jax.device_put(jax.tree.map(jnp.asarray, data), replicated)
 
   statics = (f, make_optimizer, fixed_items)
-  carry = compile_and_run(
-      _init_jit, timing,
-      (make_optimizer, fixed_items, sharded, record, block_size),
-      n_blocks, hparams, x0_runs,
-  )
-  value_chunks, grad_norm_chunks, eval_chunks = [], [], []
-  for i in range(n_chunks):
-    carry, vals, gnorms, evals, num_diverged, t0 = compile_and_run(
-        _chunk_jit, timing,
-        (*statics, chunk, sharded, spec, evaluate, every, record,
-         sharpness_iters, block_size),
-        n_blocks, hparams, carry, real, t0, steps_arr, data, keys,
+  if block_size:
+    carry, (vals, gnorms, evals), last_value, last_grad_norm = (
+        compile_and_run(
+            _blocked_jit, timing,
+            (*statics, chunk, sharded, spec, evaluate, every, record,
+             sharpness_iters, block_size),
+            hparams, x0_runs, t0, steps_arr, data, keys,
+        ))
+    value_chunks, grad_norm_chunks, eval_chunks = [vals], [gnorms], [evals]
+  else:
+    carry, value_chunks, grad_norm_chunks, eval_chunks = _run_in_chunks(
+        statics, timing, n_chunks, chunk, steps, n_runs, sharded,
+        (spec, evaluate, every, record, sharpness_iters),
+        hparams, x0_runs, real, t0, steps_arr, data, keys)
+    carry, last_value, last_grad_norm = compile_and_run(
+        _finish_jit, timing, (f, sharded, spec, record), carry, steps_arr,
+        data, keys,
     )
-    value_chunks.append(vals)
-    grad_norm_chunks.append(gnorms)
-    eval_chunks.append(evals)
-    logging.info(
-        "sweep: %d/%d steps of %d runs (%d chunks of %d), %d diverged, "
-        "%.2fs compiling, %.2fs running.",
-        min((i + 1) * chunk, steps), steps, n_runs, n_chunks, chunk,
-        int(num_diverged), timing["compile"], timing["run"],
-    )
-  carry, last_value, last_grad_norm = compile_and_run(
-      _finish_jit, timing, (f, sharded, spec, record, block_size), n_blocks,
-      carry, steps_arr, data, keys,
-  )
   layout = (n_runs, (*grid_shape, n_seeds), steps)
   out_values, out_gnorms, out_params, out_diverged, out_evals = (
       compile_and_run(
@@ -491,6 +544,13 @@ def sweep(
           last_value, last_grad_norm, carry.num_steps, carry.params,
           carry.diverged, eval_steps,
       ))
+  if block_size:
+    logging.info(
+        "sweep: %d steps of %d runs in blocks of %d, %d diverged, %.2fs "
+        "compiling, %.2fs running.", steps, n_runs, block_size,
+        int(np.sum(np.asarray(out_diverged))), timing["compile"],
+        timing["run"],
+    )
   hparams_grid = {
       name: np.broadcast_to(array, grid_shape)
       for name, array in zip(names, dense)
