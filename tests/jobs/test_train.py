@@ -109,10 +109,10 @@ def test_block_size_reaches_every_sweep(tmp_path, monkeypatch):
 
   monkeypatch.setattr(train._sweep, "sweep", sweep)  # pylint: disable=protected-access
   with pytest.raises(Stop):
-    train.run(_config(block_size=3), str(tmp_path / "a"))
+    train.run(_config(block_size=2), str(tmp_path / "a"))
   with pytest.raises(Stop):
-    train.run(_config(), str(tmp_path / "b"))
-  assert asked == [3, None]  # 0 in the config: no blocks
+    train.run(_config(block_size=0), str(tmp_path / "b"))
+  assert asked == [2, None]  # 0: no blocks
 
 
 def test_a_rerun_reads_finished_results_back_unless_they_changed(
