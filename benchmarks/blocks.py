@@ -27,22 +27,17 @@ DEVICE_COUNTS = (1, 2, 3, 8)
 
 
 def _mlp():
+  """The tests' 3-4-2 tanh MLP (tests/_models.py), 3 initial points."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
-  rng = np.random.default_rng(1)
-  inputs = jnp.asarray(rng.standard_normal((16, 3)), jnp.float32)
-  targets = jnp.asarray(rng.standard_normal((16, 2)), jnp.float32)
-  params = {"w1": jnp.asarray(rng.standard_normal((3, 4)), jnp.float32),
-            "b1": jnp.asarray(0.1 * rng.standard_normal(4), jnp.float32),
-            "w2": jnp.asarray(rng.standard_normal((4, 2)), jnp.float32)}
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  sys.path.insert(0, root)
+  from tests import _models  # pylint: disable=g-import-not-at-top
 
-  def loss(p):
-    out = jnp.tanh(inputs @ p["w1"] + p["b1"]) @ p["w2"]
-    return jnp.mean((out - targets) ** 2)
-
+  loss, params, _ = _models.tiny_mlp()
   x0 = jax.tree.map(lambda a: jnp.stack([a, 0.5 * a, -a]), params)
-  return loss, x0
+  return lambda p: loss(p), x0
 
 
 def _child(out: str) -> None:

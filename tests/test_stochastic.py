@@ -126,17 +126,23 @@ def test_a_sweep_cell_equals_the_matching_minimize_run():
   assert result.values.shape == (2, 2, 17)
   assert result.evals["mse"].shape == (2, 2, 3)
   np.testing.assert_array_equal(result.eval_steps, [6, 12, 17])
-  for i, s in ((1, 0), (0, 1)):  # two cells: each minimize compiles anew
-    lr = lrs[i]
-    if True:
-      # Seed s draws its batches with fold_in(key, s).
-      trace = minimize(loss, optim.momentum(float(lr), decay=0.9), x0[s],
-                       steps=17, evaluate=evaluate, eval_every=6,
-                       **{**KW, "key": jax.random.fold_in(KEY, s)})
-      # Equal to float32 rounding: the programs differ in shape (issue #15).
-      np.testing.assert_allclose(result.values[i, s], trace.values, rtol=1e-5)
-      np.testing.assert_allclose(result.evals["mse"][i, s], trace.evals["mse"],
-                                 rtol=1e-5)
+  # In blocks of 3 (one program per block, chunk_steps unused): the same runs.
+  blocked = sweep(loss, optim.momentum, {"learning_rate": lrs}, x0, steps=17,
+                  fixed={"decay": 0.9}, evaluate=evaluate, eval_every=6,
+                  block_size=3, **KW)
+  np.testing.assert_array_equal(blocked.eval_steps, result.eval_steps)
+  np.testing.assert_allclose(blocked.values, result.values, rtol=1e-5)
+  np.testing.assert_allclose(blocked.evals["mse"], result.evals["mse"],
+                             rtol=1e-5)
+  # One cell (each minimize compiles anew): seed 1 draws its batches with
+  # fold_in(key, 1), at the grid's first eta.
+  trace = minimize(loss, optim.momentum(float(lrs[0]), decay=0.9), x0[1],
+                   steps=17, evaluate=evaluate, eval_every=6,
+                   **{**KW, "key": jax.random.fold_in(KEY, 1)})
+  # Equal to float32 rounding: the programs differ in shape (issue #15).
+  np.testing.assert_allclose(result.values[0, 1], trace.values, rtol=1e-5)
+  np.testing.assert_allclose(result.evals["mse"][0, 1], trace.evals["mse"],
+                             rtol=1e-5)
 
 
 def test_best_chooses_on_an_evaluated_metric():
