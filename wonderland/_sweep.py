@@ -27,9 +27,9 @@ every point of the hyperparameter grid times every initial point in x0:
   or the device count, pass ``block_size``: each device then computes its
   runs in fixed blocks of that many, one after another, each block one
   program from x0 to the end, and a run's bits depend on the block size and
-  its own inputs only. Where they must not
-  depend on which optimizers and problems share a program, compute each cell
-  as its own block: ``wonderland.batching.run_cells``.
+  its own inputs only. Where they must not depend on which optimizers and
+  problems share a program, compute each cell as its own block:
+  ``wonderland.batching.run_cells``.
 
 Each returned array is sharded along its first axis that divides evenly by the
 device count, replicated on every device otherwise; with several processes it
