@@ -91,7 +91,7 @@ def blocked_problem():
   return lambda p: loss(p), optax.adam, grid, x0, dict(steps=30, block_size=2)
 
 
-def run_and_save(out: str, cells: bool = True) -> None:
+def run_and_save(out: str) -> None:
   # Imported here: XLA_FLAGS must be set before jax loads.
   # pylint: disable=g-import-not-at-top
   import jax
@@ -127,13 +127,11 @@ def run_and_save(out: str, cells: bool = True) -> None:
   arrays["blocked_w1"] = blocked.final_params["w1"]
   # Cells computed one by one (wonderland.batching.run_cells) on problems
   # that amplify one rounding: the same bits on any device count.
-  # (Devices only: processes share the mechanism, and each one compiles.)
-  if cells:
-    from wonderland import batching  # pylint: disable=g-import-not-at-top
-    fns, factories, lrs, cx0 = cells_problem()
-    result_cells = batching.run_cells(fns, factories, lrs, cx0, steps=40)
-    arrays["cells_values"] = result_cells.values
-    arrays["cells_final_x"] = result_cells.final_x
+  from wonderland import batching  # pylint: disable=g-import-not-at-top
+  fns, factories, lrs, cx0 = cells_problem()
+  result_cells = batching.run_cells(fns, factories, lrs, cx0, steps=40)
+  arrays["cells_values"] = result_cells.values
+  arrays["cells_final_x"] = result_cells.final_x
   np.savez(
       out,
       device_count=jax.device_count(),
@@ -163,7 +161,7 @@ def main(argv):
         process_id=int(argv[2]),
         initialization_timeout=60,
     )
-    run_and_save(argv[4], cells=False)
+    run_and_save(argv[4])
     jax.distributed.shutdown()
   else:
     raise SystemExit(f"unknown mode {mode!r}")
