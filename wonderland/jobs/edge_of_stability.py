@@ -278,6 +278,8 @@ def _sweep_runs(f, x0, plan: Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
       fixed={"learning_rates": etas, "decays": decays},
       record=("value", "sharpness"), eval_every=plan.every,
       sharpness_iters=plan.sharpness_iters,
+      # One block of every run: the same numbers on any device count.
+      block_size=len(etas),
   )
   return (np.asarray(result.values[:, 0]),
           np.asarray(result.evals["sharpness"][:, 0]),
@@ -294,7 +296,7 @@ def _adam_run(f, x0, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
       f, optim.adam, {"learning_rate": np.array([plan.adam_eta])},
       _one_seed(x0), steps=plan.steps, fixed={"b1": plan.adam_b1},
       record=("value", "preconditioned_sharpness"), eval_every=plan.every,
-      sharpness_iters=plan.sharpness_iters,
+      sharpness_iters=plan.sharpness_iters, block_size=1,
   )
   return (np.asarray(result.values[0, 0]),
           np.asarray(result.evals["preconditioned_sharpness"][0, 0]))
