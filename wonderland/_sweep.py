@@ -53,6 +53,7 @@ from jax.sharding import PartitionSpec as P
 
 from wonderland import _checks
 from wonderland import _grid
+from wonderland import _sweep_programs as _programs
 from wonderland import _sweep_result
 from wonderland import _loop
 from wonderland import data as data_lib
@@ -63,214 +64,12 @@ __all__ = ["SweepResult", "sweep", "METRICS"]
 PyTree = Any
 
 # The mesh axis the runs are sharded over (also batching.run_cells' blocks).
-AXIS = "runs"
+AXIS = _programs.AXIS
 
 # Re-exported: the names a sweep's users and the compare job import from here.
 SweepResult = _sweep_result.SweepResult
 METRICS = _sweep_result.METRICS
 inject_traced = _grid.inject_traced
-
-
-def _constrain(tree, sharding):
-  return jax.tree.map(
-      lambda a: jax.lax.with_sharding_constraint(a, sharding), tree
-  )
-
-
-def _map_runs(one, sharding, block, runs, shared=()):
-  """``jax.vmap(one)`` over the leading run axis of ``runs``' leaves.
-
-  ``one(*run, *shared)``: ``shared`` (replicated scalars, the data) is the
-  same for every run. With ``block`` = B, each device computes its runs B at
-  a time, one block after another (``jax.lax.map`` of the vmapped block
-  under a ``jax.shard_map``), whatever the number of runs or devices.
-  """
-  if block is None:
-    return jax.vmap(lambda *run: one(*run, *shared))(*runs)
-
-  def local(runs, shared):
-    n = jax.tree.leaves(runs)[0].shape[0]
-    blocks = jax.tree.map(
-        lambda a: a.reshape(n // block, block, *a.shape[1:]), runs)
-    out = jax.lax.map(
-        lambda b: jax.vmap(lambda *run: one(*run, *shared))(*b), blocks)
-    return jax.tree.map(lambda a: a.reshape(n, *a.shape[2:]), out)
-
-  # check_vma=False: the loop's fresh scalars (step counts, flags) are not
-  # marked as varying over the device axis, as the runs' values are.
-  return jax.shard_map(local, mesh=sharding.mesh, in_specs=(P(AXIS), P()),
-                       out_specs=P(AXIS), check_vma=False)(runs, shared)
-
-
-def _feed(spec, data, key_data):
-  """The ``Feed`` of one run from its raw key data, or None."""
-  if spec is None:
-    return None
-  batch_size, impl = spec
-  return _loop.Feed(data, jax.random.wrap_key_data(key_data, impl=impl),
-                    batch_size)
-
-
-def _precondition(fixed, hp):
-  """opt_state -> P's diagonal, with the run's eps and b2 where it has them."""
-  given = {**dict(fixed), **hp}
-  return lambda state: preconditioning.preconditioner_diag(
-      state, eps=given.get("eps"), b2=given.get("b2"))
-
-
-def _init_one(make_optimizer, fixed, record):
-  """One run's loop state before step 1: ``(hp, x0) -> carry``."""
-
-  def one(hp, x):
-    opt = _grid.traced_optimizer(make_optimizer, fixed, hp)
-    return _loop.init_carry(opt, x, record)
-
-  return one
-
-
-def _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every, record,
-               sharpness_iters):
-  """One run's ``chunk`` steps: ``(hp, c, key_data, t0, steps, data) ->
-  (c, (values, grad_norms, evals))``."""
-
-  def one(hp, c, key_data, t0, steps, data):
-    opt = _grid.traced_optimizer(make_optimizer, fixed, hp)
-    c, records, evals = _loop.scan_steps(
-        f, opt, c, t0, chunk, steps=steps, feed=_feed(spec, data, key_data),
-        evaluate=evaluate, every=every, record=record,
-        sharpness_iters=sharpness_iters,
-        precondition=_precondition(fixed, hp),
-    )
-    return c, (records.value, records.grad_norm, evals)
-
-  return one
-
-
-def _finish_one(f, spec, record):
-  """One run's last check: ``(c, key_data, steps, data) -> (c, f, ||g||)``."""
-
-  def one(c, key_data, steps, data):
-    last = _loop.objective(f, _feed(spec, data, key_data), steps)
-    c, value, grad_norm = _loop.finish(last, c, None, record)
-    return c, value, grad_norm if "grad_norm" in record else None
-
-  return one
-
-
-def _init_program(make_optimizer, fixed, sharding, record, hparams, x0):
-  one = _init_one(make_optimizer, fixed, record)
-  return _constrain(jax.vmap(one)(hparams, x0), sharding)
-
-
-def _chunk_program(
-    f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
-    sharpness_iters, hparams, carry, real, t0, steps, data, keys,
-):
-  """``chunk`` steps of every run, t0..t0+chunk-1; steps >= ``steps`` masked.
-
-  Step t records f and ||grad f|| at x_{t-1} (see ``wonderland._loop.step``);
-  ``_assemble_program`` shifts them to the trace's f(x_t). With ``evaluate``,
-  ``chunk`` is a multiple of ``every`` and the runs are evaluated after each
-  block of ``every`` steps.
-  """
-  one = _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every,
-                   record, sharpness_iters)
-  carry, (values, grad_norms, evals) = _map_runs(
-      one, sharding, None, (hparams, carry, keys), (t0, steps, data))
-  replicated = NamedSharding(sharding.mesh, P())
-  num_diverged = jax.lax.with_sharding_constraint(
-      jnp.sum(carry.diverged & real, dtype=jnp.int32), replicated
-  )
-  next_t0 = jax.lax.with_sharding_constraint(t0 + chunk, replicated)
-  return (_constrain(carry, sharding), _constrain(values, sharding),
-          _constrain(grad_norms, sharding), _constrain(evals, sharding),
-          num_diverged, next_t0)
-
-
-def _finish_program(f, sharding, spec, record, carry, steps, data, keys):
-  """Checks every run's last point (``wonderland._loop.finish``)."""
-  one = _finish_one(f, spec, record)
-  carry, value, grad_norm = _map_runs(one, sharding, None, (carry, keys),
-                                      (steps, data))
-  return _constrain((carry, value, grad_norm), sharding)
-
-
-def _blocked_program(
-    f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
-    sharpness_iters, block, hparams, x0, t0, steps, data, keys,
-):
-  """Whole runs (init, every step, the last check), ``block`` at a time.
-
-  One program from x0 to the last point: with the optimizer state handed in
-  from another program, XLA compiled the steps into other arithmetic on one
-  device than on several (benchmarks/README.md); built in the program, it
-  does not.
-  """
-  init = _init_one(make_optimizer, fixed, record)
-  steps_ = _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every,
-                      record, sharpness_iters)
-  finish = _finish_one(f, spec, record)
-
-  def one(hp, x, key_data, t0, steps, data):
-    c, out = steps_(hp, init(hp, x), key_data, t0, steps, data)
-    c, value, grad_norm = finish(c, key_data, steps, data)
-    return c, out, value, grad_norm
-
-  out = _map_runs(one, sharding, block, (hparams, x0, keys),
-                  (t0, steps, data))
-  return _constrain(out, sharding)
-
-
-def _out_sharding(shape, mesh, replicate):
-  n = mesh.devices.size
-  if not replicate:
-    for axis, size in enumerate(shape):
-      if size % n == 0:
-        return NamedSharding(mesh, P(*([None] * axis), AXIS))
-  return NamedSharding(mesh, P())
-
-
-def _assemble_program(layout, mesh, replicate, values, grad_norms, evals,
-                      last_value, last_grad_norm, num_steps, params, diverged,
-                      eval_steps):
-  """Concatenates and shifts the chunks, drops padding, lays out the grid."""
-  n_runs, lead, steps = layout
-
-  def place(a):
-    a = a[:n_runs].reshape(*lead, *a.shape[1:])
-    return jax.lax.with_sharding_constraint(
-        a, _out_sharding(a.shape, mesh, replicate)
-    )
-
-  values, grad_norms, _ = _loop.shift_records(
-      jnp.concatenate(values, axis=1),
-      None if grad_norms[0] is None else jnp.concatenate(grad_norms, axis=1),
-      last_value, last_grad_norm, num_steps, steps,
-  )
-  if evals[0] is not None:
-    ran = eval_steps <= num_steps[:, None]
-    evals = {
-        name: jnp.where(
-            ran,
-            jnp.concatenate([e[name] for e in evals], axis=1)[
-                :, :eval_steps.shape[0]],
-            jnp.nan)
-        for name in evals[0]
-    }
-  else:
-    evals = None
-  return jax.tree.map(place, (values, grad_norms, params, diverged, evals))
-
-
-_init_jit = jax.jit(_init_program, static_argnums=(0, 1, 2, 3))
-_chunk_jit = jax.jit(
-    _chunk_program, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
-    donate_argnums=(11,),
-)
-_finish_jit = jax.jit(_finish_program, static_argnums=(0, 1, 2, 3))
-_blocked_jit = jax.jit(_blocked_program,
-                       static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10))
-_assemble_jit = jax.jit(_assemble_program, static_argnums=(0, 1, 2))
 
 
 def global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
@@ -316,20 +115,25 @@ def compile_and_run(jitted, timing, static, *args):
   return out
 
 
-def _run_in_chunks(statics, timing, n_chunks, chunk, steps, n_runs, sharded,
-                   options, hparams, x0_runs, real, t0, steps_arr, data,
+def _run_in_chunks(statics, options, timing, n_chunks, chunk, steps, n_runs,
+                   sharded, hparams, x0_runs, real, t0, steps_arr, data,
                    keys):
-  """The init program, then the chunks, one progress line after each."""
-  make_optimizer, fixed_items = statics[1], statics[2]
+  """The init program, then the chunks, one progress line after each.
+
+  ``statics`` is ``(f, make_optimizer, fixed)``, ``options`` is ``(spec,
+  evaluate, every, record, sharpness_iters)``: the chunk program's static
+  arguments.
+  """
+  _, make_optimizer, fixed_items = statics
   record = options[3]
   carry = compile_and_run(
-      _init_jit, timing, (make_optimizer, fixed_items, sharded, record),
-      hparams, x0_runs,
+      _programs.init_jit, timing,
+      (make_optimizer, fixed_items, sharded, record), hparams, x0_runs,
   )
   value_chunks, grad_norm_chunks, eval_chunks = [], [], []
   for i in range(n_chunks):
     carry, vals, gnorms, evals, num_diverged, t0 = compile_and_run(
-        _chunk_jit, timing, (*statics, chunk, sharded, *options),
+        _programs.chunk_jit, timing, (*statics, chunk, sharded, *options),
         hparams, carry, real, t0, steps_arr, data, keys,
     )
     value_chunks.append(vals)
@@ -521,7 +325,7 @@ def sweep(
   if block_size:
     carry, (vals, gnorms, evals), last_value, last_grad_norm = (
         compile_and_run(
-            _blocked_jit, timing,
+            _programs.blocked_jit, timing,
             (*statics, chunk, sharded, spec, evaluate, every, record,
              sharpness_iters, block_size),
             hparams, x0_runs, t0, steps_arr, data, keys,
@@ -529,17 +333,17 @@ def sweep(
     value_chunks, grad_norm_chunks, eval_chunks = [vals], [gnorms], [evals]
   else:
     carry, value_chunks, grad_norm_chunks, eval_chunks = _run_in_chunks(
-        statics, timing, n_chunks, chunk, steps, n_runs, sharded,
-        (spec, evaluate, every, record, sharpness_iters),
-        hparams, x0_runs, real, t0, steps_arr, data, keys)
+        statics, (spec, evaluate, every, record, sharpness_iters), timing,
+        n_chunks, chunk, steps, n_runs, sharded, hparams, x0_runs, real, t0,
+        steps_arr, data, keys)
     carry, last_value, last_grad_norm = compile_and_run(
-        _finish_jit, timing, (f, sharded, spec, record), carry, steps_arr,
-        data, keys,
+        _programs.finish_jit, timing, (f, sharded, spec, record), carry,
+        steps_arr, data, keys,
     )
   layout = (n_runs, (*grid_shape, n_seeds), steps)
   out_values, out_gnorms, out_params, out_diverged, out_evals = (
       compile_and_run(
-          _assemble_jit, timing, (layout, mesh, multiprocess),
+          _programs.assemble_jit, timing, (layout, mesh, multiprocess),
           tuple(value_chunks), tuple(grad_norm_chunks), tuple(eval_chunks),
           last_value, last_grad_norm, carry.num_steps, carry.params,
           carry.diverged, eval_steps,
