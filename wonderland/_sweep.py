@@ -118,14 +118,14 @@ def compile_and_run(jitted, timing, static, *args):
 def _run_in_chunks(statics, options, timing, n_chunks, chunk, steps, n_runs,
                    sharded, hparams, x0_runs, real, t0, steps_arr, data,
                    keys):
-  """The init program, then the chunks, one progress line after each.
+  """The init program, the chunks (a progress line after each), the last check.
 
   ``statics`` is ``(f, make_optimizer, fixed)``, ``options`` is ``(spec,
   evaluate, every, record, sharpness_iters)``: the chunk program's static
   arguments.
   """
-  _, make_optimizer, fixed_items = statics
-  record = options[3]
+  f, make_optimizer, fixed_items = statics
+  spec, record = options[0], options[3]
   carry = compile_and_run(
       _programs.init_jit, timing,
       (make_optimizer, fixed_items, sharded, record), hparams, x0_runs,
@@ -145,7 +145,12 @@ def _run_in_chunks(statics, options, timing, n_chunks, chunk, steps, n_runs,
         min((i + 1) * chunk, steps), steps, n_runs, n_chunks, chunk,
         int(num_diverged), timing["compile"], timing["run"],
     )
-  return carry, value_chunks, grad_norm_chunks, eval_chunks
+  carry, last_value, last_grad_norm = compile_and_run(
+      _programs.finish_jit, timing, (f, sharded, spec, record), carry,
+      steps_arr, data, keys,
+  )
+  return (carry, value_chunks, grad_norm_chunks, eval_chunks, last_value,
+          last_grad_norm)
 
 
 def sweep(
@@ -322,24 +327,20 @@ def sweep(
     data = jax.device_put(jax.tree.map(jnp.asarray, data), replicated)
 
   statics = (f, make_optimizer, fixed_items)
+  options = (spec, evaluate, every, record, sharpness_iters)
   if block_size:
     carry, (vals, gnorms, evals), last_value, last_grad_norm = (
         compile_and_run(
             _programs.blocked_jit, timing,
-            (*statics, chunk, sharded, spec, evaluate, every, record,
-             sharpness_iters, block_size),
+            (*statics, chunk, sharded, *options, block_size),
             hparams, x0_runs, t0, steps_arr, data, keys,
         ))
     value_chunks, grad_norm_chunks, eval_chunks = [vals], [gnorms], [evals]
   else:
-    carry, value_chunks, grad_norm_chunks, eval_chunks = _run_in_chunks(
-        statics, (spec, evaluate, every, record, sharpness_iters), timing,
-        n_chunks, chunk, steps, n_runs, sharded, hparams, x0_runs, real, t0,
-        steps_arr, data, keys)
-    carry, last_value, last_grad_norm = compile_and_run(
-        _programs.finish_jit, timing, (f, sharded, spec, record), carry,
-        steps_arr, data, keys,
-    )
+    (carry, value_chunks, grad_norm_chunks, eval_chunks, last_value,
+     last_grad_norm) = _run_in_chunks(
+         statics, options, timing, n_chunks, chunk, steps, n_runs, sharded,
+         hparams, x0_runs, real, t0, steps_arr, data, keys)
   layout = (n_runs, (*grid_shape, n_seeds), steps)
   out_values, out_gnorms, out_params, out_diverged, out_evals = (
       compile_and_run(
