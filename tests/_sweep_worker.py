@@ -146,7 +146,9 @@ def run_and_save(out: str) -> None:
 def main(argv):
   mode = argv[1]
   if mode == "devices":
+    # Appended: the suite's optimization level (tests/conftest.py) stays.
     os.environ["XLA_FLAGS"] = (
+        f"{os.environ.get('XLA_FLAGS', '')} "
         f"--xla_force_host_platform_device_count={int(argv[2])}"
     )
     run_and_save(argv[3])

@@ -92,6 +92,18 @@ def test_run_cells_computes_the_batch_and_a_cell_alone_gives_the_same_bits():
                             batch.values[0, :, 1], equal_nan=True)
 
 
+def test_fma_contraction_is_on_as_at_the_default_level():
+  """The suite compiles at LLVM -O1 (tests/conftest.py). The bitwise tests
+  guard against XLA:CPU contracting multiply-adds into FMA differently in
+  different programs, which only bites where it contracts them, as the
+  default level does. a b + c, a = b = 1 + 2^-12, c = -(1 + 2^-11): 2^-24
+  with one rounding (FMA), 0 with two."""
+  a = np.full(64, 1 + 2.0**-12, np.float32)
+  c = np.full(64, -(1 + 2.0**-11), np.float32)
+  fused = jax.jit(lambda a, b, c: a * b + c)(a, a, c)
+  np.testing.assert_array_equal(fused, np.float32(2.0**-24))
+
+
 def test_run_batch_refuses_initial_points_of_the_wrong_shape():
   fns = [problems.get("booth").fn, problems.get("matyas").fn]
   with pytest.raises(ValueError, match=r"x0 must have shape \(len\(fns\), "
