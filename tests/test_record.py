@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -89,6 +91,51 @@ def test_a_sweep_records_values_only_when_asked():
   np.testing.assert_array_equal(light.values, full.values)
   np.testing.assert_array_equal(light.diverged, full.diverged)
   assert light.best() == full.best()
+
+
+def test_a_values_only_sweep_writes_the_trace_the_counters_would(caplog):
+  """Values-only deterministic sweeps keep no counters and write the trace in
+  place (wonderland._loop.step): checked against minimize, which counts, on
+  runs that converge, diverge mid-way, and start above the divergence
+  threshold (f(x_0) ~ 1e31, finite); in one program, in chunks that
+  overshoot the last step, and in blocks."""
+  lrs = np.array([0.01, 0.05, 1.0])
+  x0 = np.stack([np.zeros(3), np.full(3, 2.0), np.full(3, 1e8)]).astype(
+      np.float32)
+  evaluate = lambda x: {"norm": jnp.sum(x**2)}
+  kw = dict(steps=30, record=("value",), evaluate=evaluate, eval_every=7)
+  with caplog.at_level(logging.INFO, logger="absl"):
+    results = [sweep(f, optax.sgd, {"learning_rate": lrs}, x0, **kw),
+               sweep(f, optax.sgd, {"learning_rate": lrs}, x0, chunk_steps=8,
+                     **kw),
+               sweep(f, optax.sgd, {"learning_rate": lrs}, x0, block_size=2,
+                     **kw)]
+  lines = [r.getMessage() for r in caplog.records if "sweep:" in r.getMessage()]
+  diverged = np.zeros((3, 3), bool)
+  for i, lr in enumerate(lrs):
+    for j in range(3):
+      trace = minimize(f, optax.sgd(float(lr)), jnp.asarray(x0[j]), **kw)
+      diverged[i, j] = bool(trace.diverged)
+      for result in results:
+        np.testing.assert_allclose(result.values[i, j], trace.values,
+                                   rtol=1e-5)
+        np.testing.assert_allclose(result.final_params[i, j], trace.params,
+                                   rtol=1e-5)
+        np.testing.assert_allclose(result.evals["norm"][i, j],
+                                   trace.evals["norm"], rtol=1e-5)
+        assert bool(result.diverged[i, j]) == diverged[i, j]
+  # The cases the test means to cover: mid-way divergences (eta = 1, after 4
+  # and 3 steps), starts above the threshold, and runs that do not diverge.
+  assert diverged[2].all() and diverged[:, 2].all()
+  assert not diverged[:2, :2].any()
+  values = results[0].values
+  np.testing.assert_array_equal(np.isfinite(values[2, :2, :5]),
+                                [[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]])
+  assert np.all(np.isnan(values[:, 2]))
+  # The chunked sweep's progress lines count the diverged runs too.
+  # (chunk_steps=8 rounds up to 14, a multiple of eval_every: 3 chunks).
+  assert lines[3].startswith("sweep: 30/30 steps of 9 runs (3 chunks of 14)")
+  assert f"{diverged.sum()} diverged" in lines[3]
 
 
 @pytest.mark.parametrize(

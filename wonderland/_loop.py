@@ -87,6 +87,9 @@ class Carry(NamedTuple):
   # One unit vector ~ (d,) per recorded curvature (the warm start of its
   # Lanczos iteration), or None.
   eigvecs: tuple[jax.Array, ...] | None = None
+  # None, or the trace f(x_t) ~ (steps,), written in place as the steps go
+  # (``init_carry``'s ``trace_steps``; see ``step``).
+  trace: jax.Array | None = None
 
 
 class Record(NamedTuple):
@@ -104,7 +107,8 @@ class Record(NamedTuple):
   params: PyTree
 
 
-def _healthy(value, grad_norm):
+def healthy(value, grad_norm=None):
+  """f (and ||grad f||) finite, f at most ``DIVERGENCE_THRESHOLD``."""
   ok = jnp.isfinite(value) & (value <= DIVERGENCE_THRESHOLD)
   return ok if grad_norm is None else ok & jnp.isfinite(grad_norm)
 
@@ -127,7 +131,7 @@ def _check_point(carry: Carry, value, grad_norm, tol):
     converged).
   """
   running = ~carry.diverged & ~carry.converged
-  ok = running & _healthy(value, grad_norm)
+  ok = running & healthy(value, grad_norm)
   converged = carry.converged
   if tol is not None:
     converged = converged | (ok & (grad_norm <= tol))
@@ -144,8 +148,14 @@ def curvatures(record) -> tuple[str, ...]:
   return tuple(name for name in CURVATURES if name in record)
 
 
-def init_carry(optimizer, x0, record=RECORDS) -> Carry:
-  """The loop state before step 1; shared with ``wonderland.sweep``."""
+def init_carry(optimizer, x0, record=RECORDS, trace=None) -> Carry:
+  """The loop state before step 1; shared with ``wonderland.sweep``.
+
+  ``trace``: None, or ``(steps, dtype)``: then the carry holds the trace
+  f(x_t), t = 1..steps, filled in place (see ``step``), and the steps keep
+  no counters. Only for values-only records of a deterministic f without a
+  tolerance (``in_place``).
+  """
   false = jnp.bool_(False)
   names = curvatures(record)
   return Carry(
@@ -156,6 +166,7 @@ def init_carry(optimizer, x0, record=RECORDS) -> Carry:
       diverged=false,
       converged=false,
       eigvecs=tuple(lanczos.start_vector(x0) for _ in names) or None,
+      trace=None if trace is None else jnp.full(trace[0], jnp.nan, trace[1]),
   )
 
 
@@ -199,6 +210,15 @@ def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
   The new point is one elementwise expression, where(moved, x + u, x), that
   XLA fuses with the add and writes over x in place.
 
+  A carry with a ``trace`` (values-only records, f deterministic, no tol)
+  keeps no counters: the step is x_t = where(f(x_{t-1}) healthy, x_{t-1} +
+  u_t, x_{t-1}), it records f(x_{t-1}) where healthy and NaN elsewhere, and
+  num_steps, pending, diverged and converged are left as they were. A
+  stopped run stays where f blew up, and f stays bad there, so its records
+  are NaN from the stop on: written in place one slot back (``scan_steps``,
+  ``finish``), they are the trace, shifted and masked, with no pass after
+  the loop.
+
   Shared by ``minimize``, ``wonderland.sweep`` (under ``jax.vmap``) and
   ``wonderland.batching.run_cells``: a sweep cell runs the same step
   function as the matching single run.
@@ -228,7 +248,11 @@ def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
   dtype = jnp.result_type(value)
   nan = jnp.asarray(jnp.nan, dtype)
   if _NORMS.isdisjoint(record):
-    carry, may_move = _check_point(carry, value, None, tol)
+    if carry.trace is None:
+      carry, may_move = _check_point(carry, value, None, tol)
+    else:
+      may_move = healthy(value, None)
+      value = jnp.where(may_move, value, jnp.nan)
     moved = may_move & can_move
     params = jax.tree.map(
         lambda x, u: jnp.where(moved, (x + u).astype(x.dtype), x),
@@ -238,7 +262,9 @@ def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
     if "step_size" in record:
       step_size = jnp.where(moved, _step_size(opt_state, dtype), nan)
     rec = Record(value, None, None, None, step_size, params)
-    carry = carry._replace(params=params, opt_state=opt_state, pending=moved)
+    carry = carry._replace(params=params, opt_state=opt_state)
+    if carry.trace is None:
+      carry = carry._replace(pending=moved)
     return carry, rec
   uu, ug, gg = _sums(updates, grad)
   grad_norm, update_norm = jnp.sqrt(gg), jnp.sqrt(uu)
@@ -281,8 +307,15 @@ def finish(f, carry: Carry, tol, record=RECORDS):
   Returns:
     ``(carry, value, grad_norm)``: the final state (diverged set if f or
     grad f is not finite at the last point), and f and ||grad f|| there
-    (None, and f alone checked, when ``record`` holds no norm).
+    (None, and f alone checked, when ``record`` holds no norm). With a
+    ``trace`` (see ``step``) f(x_steps), NaN if not healthy, fills its last
+    slot and the counters stay as they were.
   """
+  if carry.trace is not None:
+    value = f(carry.params)
+    value = jnp.where(healthy(value), value, jnp.nan)
+    trace = carry.trace.at[-1].set(value.astype(carry.trace.dtype))
+    return carry._replace(trace=trace), value, None
   if _NORMS.isdisjoint(record):
     value = f(carry.params)
     carry, _ = _check_point(carry, value, None, tol)
@@ -292,6 +325,24 @@ def finish(f, carry: Carry, tol, record=RECORDS):
   grad_norm = jnp.sqrt(gg).astype(jnp.result_type(value))
   carry, _ = _check_point(carry, value, grad_norm, tol)
   return carry._replace(pending=jnp.bool_(False)), value, grad_norm
+
+
+def in_place(record, tol, stochastic: bool) -> bool:
+  """Whether a run can write its trace in place (``init_carry``'s trace).
+
+  With values-only records, no tol and a deterministic f, a stopped run's f
+  stays bad where it stopped, so its records say where it stopped (see
+  ``step``); a minibatch loss changes with the batch, and the full check
+  also stops on a bad gradient or update, which the values do not show.
+  """
+  return tol is None and not stochastic and _NORMS.isdisjoint(record)
+
+
+def _shift(a, last, steps):
+  """a[..., 1:steps] followed by last: step records of x_{t-1} to x_t."""
+  # A pad and a select rather than a concatenate: XLA:CPU fuses them.
+  moved = jnp.pad(a[..., 1:steps], [(0, 0)] * (a.ndim - 1) + [(0, 1)])
+  return jnp.where(jnp.arange(steps) == steps - 1, last[..., None], moved)
 
 
 def shift_records(values, grad_norms, last_value, last_grad_norm, num_steps,
@@ -305,8 +356,7 @@ def shift_records(values, grad_norms, last_value, last_grad_norm, num_steps,
   grad_norms may be None (not recorded).
   """
 
-  def shift(a, last):
-    return jnp.concatenate([a[..., 1:steps], last[..., None]], axis=-1)
+  shift = lambda a, last: _shift(a, last, steps)
 
   mask = jnp.arange(steps) < num_steps[..., None]
   grad_norms = None if grad_norms is None else jnp.where(
@@ -366,14 +416,20 @@ def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
     every step (leaves ~ (length, ...)), and the evaluations (name ->
     ~ (length // every,)) or None.
   """
-  # A deterministic run of known length never reads t: scan without it, so
-  # that its program is the plain loop.
-  uses_t = feed is not None or steps is not None
+  # A deterministic run of known length, its trace not written in place,
+  # never reads t: scan without it, so that its program is the plain loop.
+  uses_t = feed is not None or steps is not None or carry.trace is not None
 
   def body(c, t):
     can_move = jnp.bool_(True) if steps is None else t < steps
     c, rec = step(objective(f, feed, t), optimizer, c, can_move, None,
                   record)
+    if c.trace is not None:
+      # Step t + 1 records f(x_t), the trace's slot t - 1 (step 1's f(x_0)
+      # goes to slot 0, which step 2 overwrites).
+      trace = jax.lax.dynamic_update_index_in_dim(
+          c.trace, rec.value.astype(c.trace.dtype), jnp.maximum(t - 1, 0), 0)
+      c, rec = c._replace(trace=trace), rec._replace(value=None)
     return c, rec if keep_params else rec._replace(params=None)
 
   def run(c, first, n):

@@ -117,7 +117,7 @@ def compile_and_run(jitted, timing, static, *args):
 
 def _run_in_chunks(statics, options, timing, n_chunks, chunk, steps, n_runs,
                    sharded, hparams, x0_runs, real, t0, steps_arr, data,
-                   keys):
+                   keys, trace_steps):
   """The init program, the chunks (a progress line after each), the last check.
 
   ``statics`` is ``(f, make_optimizer, fixed)``, ``options`` is ``(spec,
@@ -128,7 +128,8 @@ def _run_in_chunks(statics, options, timing, n_chunks, chunk, steps, n_runs,
   spec, record = options[0], options[3]
   carry = compile_and_run(
       _programs.init_jit, timing,
-      (make_optimizer, fixed_items, sharded, record), hparams, x0_runs,
+      (f, make_optimizer, fixed_items, sharded, record, trace_steps), hparams,
+      x0_runs,
   )
   value_chunks, grad_norm_chunks, eval_chunks = [], [], []
   for i in range(n_chunks):
@@ -327,32 +328,40 @@ def sweep(
     data = jax.device_put(jax.tree.map(jnp.asarray, data), replicated)
 
   statics = (f, make_optimizer, fixed_items)
-  options = (spec, evaluate, every, record, sharpness_iters)
-  if block_size:
-    carry, (vals, gnorms, evals), last_value, last_grad_norm = (
+  # Chunks that end at `steps` exactly mask no step.
+  exact = n_chunks * chunk == steps
+  options = (spec, evaluate, every, record, sharpness_iters, exact)
+  layout = (n_runs, (*grid_shape, n_seeds), steps)
+  # Values-only deterministic runs write their trace in place (_loop.step).
+  trace_steps = (steps if _loop.in_place(record, None, data is not None)
+                 else None)
+  # One chunk (or blocks): one program from x0 to the laid-out result.
+  one_program = bool(block_size) or n_chunks == 1
+  if one_program:
+    out_values, out_gnorms, out_params, out_diverged, out_evals = (
         compile_and_run(
-            _programs.blocked_jit, timing,
-            (*statics, chunk, sharded, *options, block_size),
-            hparams, x0_runs, t0, steps_arr, data, keys,
+            _programs.whole_jit, timing,
+            (*statics, chunk, sharded, *options, block_size, layout,
+             multiprocess, trace_steps),
+            hparams, x0_runs, t0, steps_arr, data, keys, eval_steps,
         ))
-    value_chunks, grad_norm_chunks, eval_chunks = [vals], [gnorms], [evals]
   else:
     (carry, value_chunks, grad_norm_chunks, eval_chunks, last_value,
      last_grad_norm) = _run_in_chunks(
          statics, options, timing, n_chunks, chunk, steps, n_runs, sharded,
-         hparams, x0_runs, real, t0, steps_arr, data, keys)
-  layout = (n_runs, (*grid_shape, n_seeds), steps)
-  out_values, out_gnorms, out_params, out_diverged, out_evals = (
-      compile_and_run(
-          _programs.assemble_jit, timing, (layout, mesh, multiprocess),
-          tuple(value_chunks), tuple(grad_norm_chunks), tuple(eval_chunks),
-          last_value, last_grad_norm, carry.num_steps, carry.params,
-          carry.diverged, eval_steps,
-      ))
-  if block_size:
+         hparams, x0_runs, real, t0, steps_arr, data, keys, trace_steps)
+    out_values, out_gnorms, out_params, out_diverged, out_evals = (
+        compile_and_run(
+            _programs.assemble_jit, timing,
+            (layout, mesh, multiprocess),
+            tuple(value_chunks), tuple(grad_norm_chunks), tuple(eval_chunks),
+            last_value, last_grad_norm, carry, eval_steps,
+        ))
+  if one_program:
     logging.info(
-        "sweep: %d steps of %d runs in blocks of %d, %d diverged, %.2fs "
-        "compiling, %.2fs running.", steps, n_runs, block_size,
+        "sweep: %d/%d steps of %d runs (one program%s), %d diverged, %.2fs "
+        "compiling, %.2fs running.", steps, steps, n_runs,
+        f", blocks of {block_size}" if block_size else "",
         int(np.sum(np.asarray(out_diverged))), timing["compile"],
         timing["run"],
     )

@@ -69,25 +69,37 @@ def _precondition(fixed, hp):
       state, eps=given.get("eps"), b2=given.get("b2"))
 
 
-def _init_one(make_optimizer, fixed, record):
-  """One run's loop state before step 1: ``(hp, x0) -> carry``."""
+def _init_one(f, make_optimizer, fixed, record, trace_steps):
+  """One run's loop state before step 1: ``(hp, x0) -> carry``.
+
+  ``trace_steps``: None, or the steps of a run that writes its trace in
+  place (``wonderland._loop.in_place``).
+  """
 
   def one(hp, x):
     opt = _grid.traced_optimizer(make_optimizer, fixed, hp)
-    return _loop.init_carry(opt, x, record)
+    trace = None
+    if trace_steps is not None:
+      trace = (trace_steps, jax.eval_shape(f, x).dtype)
+    return _loop.init_carry(opt, x, record, trace)
 
   return one
 
 
 def _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every, record,
-               sharpness_iters):
+               sharpness_iters, exact):
   """One run's ``chunk`` steps: ``(hp, c, key_data, t0, steps, data) ->
-  (c, (values, grad_norms, evals))``."""
+  (c, (values, grad_norms, evals))``.
+
+  ``exact``: the chunks end at ``steps`` exactly, so no step is masked (the
+  loop then does not compare t with ``steps``).
+  """
 
   def one(hp, c, key_data, t0, steps, data):
     opt = _grid.traced_optimizer(make_optimizer, fixed, hp)
     c, records, evals = _loop.scan_steps(
-        f, opt, c, t0, chunk, steps=steps, feed=_feed(spec, data, key_data),
+        f, opt, c, t0, chunk, steps=None if exact else steps,
+        feed=_feed(spec, data, key_data),
         evaluate=evaluate, every=every, record=record,
         sharpness_iters=sharpness_iters,
         precondition=_precondition(fixed, hp),
@@ -108,14 +120,15 @@ def _finish_one(f, spec, record):
   return one
 
 
-def _init_program(make_optimizer, fixed, sharding, record, hparams, x0):
-  one = _init_one(make_optimizer, fixed, record)
+def _init_program(f, make_optimizer, fixed, sharding, record, trace_steps,
+                  hparams, x0):
+  one = _init_one(f, make_optimizer, fixed, record, trace_steps)
   return _constrain(jax.vmap(one)(hparams, x0), sharding)
 
 
 def _chunk_program(
     f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
-    sharpness_iters, hparams, carry, real, t0, steps, data, keys,
+    sharpness_iters, exact, hparams, carry, real, t0, steps, data, keys,
 ):
   """``chunk`` steps of every run, t0..t0+chunk-1; steps >= ``steps`` masked.
 
@@ -125,12 +138,19 @@ def _chunk_program(
   block of ``every`` steps.
   """
   one = _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every,
-                   record, sharpness_iters)
+                   record, sharpness_iters, exact)
   carry, (values, grad_norms, evals) = _map_runs(
       one, sharding, None, (hparams, carry, keys), (t0, steps, data))
   replicated = NamedSharding(sharding.mesh, P())
+  diverged = carry.diverged
+  if carry.trace is not None:
+    # A stopped run records NaN from its stop on (_loop.step): its latest
+    # slot (the last point, checked only by the last check, aside).
+    last = jnp.clip(t0 + chunk - 2, 0, carry.trace.shape[1] - 1)
+    diverged = jnp.isnan(
+        jax.lax.dynamic_index_in_dim(carry.trace, last, 1, keepdims=False))
   num_diverged = jax.lax.with_sharding_constraint(
-      jnp.sum(carry.diverged & real, dtype=jnp.int32), replicated
+      jnp.sum(diverged & real, dtype=jnp.int32), replicated
   )
   next_t0 = jax.lax.with_sharding_constraint(t0 + chunk, replicated)
   return (_constrain(carry, sharding), _constrain(values, sharding),
@@ -146,30 +166,36 @@ def _finish_program(f, sharding, spec, record, carry, steps, data, keys):
   return _constrain((carry, value, grad_norm), sharding)
 
 
-def _blocked_program(
-    f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
-    sharpness_iters, block, hparams, x0, t0, steps, data, keys,
-):
-  """Whole runs (init, every step, the last check), ``block`` at a time.
+def _trace_one(steps):
+  """One run's trace from its step records: ``(values, grad_norms, evals,
+  last_value, last_grad_norm, carry, eval_steps) -> (values, grad_norms,
+  params, diverged, evals)``.
 
-  One program from x0 to the last point: with the optimizer state handed in
-  from another program, XLA compiled the steps into other arithmetic on one
-  device than on several (benchmarks/README.md); built in the program, it
-  does not.
+  Shifts the records to f(x_t) and masks what follows a stop
+  (``wonderland._loop.shift_records``); a trace written in place
+  (``carry.trace``) is that already, NaN from the stop on.
   """
-  init = _init_one(make_optimizer, fixed, record)
-  steps_ = _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every,
-                      record, sharpness_iters)
-  finish = _finish_one(f, spec, record)
 
-  def one(hp, x, key_data, t0, steps, data):
-    c, out = steps_(hp, init(hp, x), key_data, t0, steps, data)
-    c, value, grad_norm = finish(c, key_data, steps, data)
-    return c, out, value, grad_norm
+  def one(values, grad_norms, evals, last_value, last_grad_norm, carry,
+          eval_steps):
+    if carry.trace is None:
+      diverged = carry.diverged
+      values, grad_norms, _ = _loop.shift_records(
+          values, grad_norms, last_value, last_grad_norm, carry.num_steps,
+          steps)
+      if evals is not None:
+        ran = eval_steps <= carry.num_steps
+    else:
+      values = carry.trace
+      diverged = jnp.isnan(last_value)  # NaN where not healthy (finish)
+      if evals is not None:
+        ran = ~jnp.isnan(values[eval_steps - 1])
+    if evals is not None:
+      evals = {name: jnp.where(ran, e[:eval_steps.shape[0]], jnp.nan)
+               for name, e in evals.items()}
+    return values, grad_norms, carry.params, diverged, evals
 
-  out = _map_runs(one, sharding, block, (hparams, x0, keys),
-                  (t0, steps, data))
-  return _constrain(out, sharding)
+  return one
 
 
 def _out_sharding(shape, mesh, replicate):
@@ -181,11 +207,9 @@ def _out_sharding(shape, mesh, replicate):
   return NamedSharding(mesh, P())
 
 
-def _assemble_program(layout, mesh, replicate, values, grad_norms, evals,
-                      last_value, last_grad_norm, num_steps, params, diverged,
-                      eval_steps):
-  """Concatenates and shifts the chunks, drops padding, lays out the grid."""
-  n_runs, lead, steps = layout
+def _place(out, layout, mesh, replicate):
+  """Drops the padding runs and lays the run axis out as the grid's."""
+  n_runs, lead, _ = layout
 
   def place(a):
     a = a[:n_runs].reshape(*lead, *a.shape[1:])
@@ -193,32 +217,56 @@ def _assemble_program(layout, mesh, replicate, values, grad_norms, evals,
         a, _out_sharding(a.shape, mesh, replicate)
     )
 
-  values, grad_norms, _ = _loop.shift_records(
-      jnp.concatenate(values, axis=1),
-      None if grad_norms[0] is None else jnp.concatenate(grad_norms, axis=1),
-      last_value, last_grad_norm, num_steps, steps,
-  )
-  if evals[0] is not None:
-    ran = eval_steps <= num_steps[:, None]
-    evals = {
-        name: jnp.where(
-            ran,
-            jnp.concatenate([e[name] for e in evals], axis=1)[
-                :, :eval_steps.shape[0]],
-            jnp.nan)
-        for name in evals[0]
-    }
-  else:
-    evals = None
-  return jax.tree.map(place, (values, grad_norms, params, diverged, evals))
+  return jax.tree.map(place, out)
 
 
-init_jit = jax.jit(_init_program, static_argnums=(0, 1, 2, 3))
+def _whole_program(
+    f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
+    sharpness_iters, exact, block, layout, replicate, trace_steps, hparams,
+    x0, t0, steps, data, keys, eval_steps,
+):
+  """Whole runs, x0 to trace, in one program: a sweep of one chunk, or in
+  blocks of ``block`` runs (None: every run at once).
+
+  Each run is init, every step, the last check and its trace
+  (``trace_steps``: see ``_init_one``). One program also keeps a blocked
+  run's bits: with the optimizer state handed in from another program, XLA
+  compiled the steps into other arithmetic on one device than on several
+  (benchmarks/README.md); built in the program, it does not.
+  """
+  init = _init_one(f, make_optimizer, fixed, record, trace_steps)
+  steps_ = _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every,
+                      record, sharpness_iters, exact)
+  finish = _finish_one(f, spec, record)
+  trace = _trace_one(layout[2])
+
+  def one(hp, x, key_data, t0, steps, data, eval_steps):
+    c, (values, grad_norms, evals) = steps_(hp, init(hp, x), key_data, t0,
+                                            steps, data)
+    c, value, grad_norm = finish(c, key_data, steps, data)
+    return trace(values, grad_norms, evals, value, grad_norm, c, eval_steps)
+
+  out = _map_runs(one, sharding, block, (hparams, x0, keys),
+                  (t0, steps, data, eval_steps))
+  return _place(out, layout, sharding.mesh, replicate)
+
+
+def _assemble_program(layout, mesh, replicate, values, grad_norms, evals,
+                      last_value, last_grad_norm, carry, eval_steps):
+  """Concatenates the chunks, makes every run's trace, lays out the grid."""
+  cat = lambda chunks: jax.tree.map(
+      lambda *a: jnp.concatenate(a, axis=1), *chunks)
+  out = jax.vmap(_trace_one(layout[2]), in_axes=(0, 0, 0, 0, 0, 0, None))(
+      cat(values), cat(grad_norms), cat(evals), last_value, last_grad_norm,
+      carry, eval_steps)
+  return _place(out, layout, mesh, replicate)
+
+
+init_jit = jax.jit(_init_program, static_argnums=(0, 1, 2, 3, 4, 5))
 chunk_jit = jax.jit(
-    _chunk_program, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
-    donate_argnums=(11,),
+    _chunk_program, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+    donate_argnums=(12,),
 )
 finish_jit = jax.jit(_finish_program, static_argnums=(0, 1, 2, 3))
-blocked_jit = jax.jit(_blocked_program,
-                       static_argnums=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10))
+whole_jit = jax.jit(_whole_program, static_argnums=tuple(range(15)))
 assemble_jit = jax.jit(_assemble_program, static_argnums=(0, 1, 2))
