@@ -14,6 +14,7 @@ values, and the experiment scripts check configs in ``wonderland.cli``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import numbers
@@ -136,8 +137,33 @@ def float_tree(x: Any, what: str, *, shapes_ok: bool = False) -> None:
       )
 
 
-def scalar_output(f: Callable[..., Any], args: tuple, what: str) -> None:
-  """f evaluates at ``*args`` to a real floating-point scalar (traces once)."""
+def scalar_output(f: Callable[..., Any], args: tuple, what: str):
+  """f evaluates at ``*args`` to a real floating-point scalar (traces once).
+
+  Returns:
+    The scalar's dtype.
+
+  ``args`` of shapes (``jax.ShapeDtypeStruct`` leaves) are checked once per
+  (f, shapes): a sweep called again with new values traces nothing here.
+  """
+  leaves, treedef = jax.tree.flatten(args)
+  if all(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in leaves):
+    try:
+      key = (f, treedef, tuple(leaves), what)
+      hash(key)
+    except TypeError:
+      pass
+    else:
+      return _scalar_output_of_shapes(*key)
+  return _scalar_output(f, args, what)
+
+
+@functools.lru_cache(maxsize=256)
+def _scalar_output_of_shapes(f, treedef, leaves, what):
+  return _scalar_output(f, jax.tree.unflatten(treedef, leaves), what)
+
+
+def _scalar_output(f: Callable[..., Any], args: tuple, what: str):
   try:
     out = jax.eval_shape(f, *args)
   except Exception as e:  # pylint: disable=broad-except
@@ -156,6 +182,7 @@ def scalar_output(f: Callable[..., Any], args: tuple, what: str) -> None:
         f"f must return a real floating-point scalar at {what} (it is "
         f"differentiated), got dtype {out.dtype}."
     )
+  return out.dtype
 
 
 def transformation(optimizer: Any, name: str = "optimizer") -> None:
@@ -170,13 +197,21 @@ def transformation(optimizer: Any, name: str = "optimizer") -> None:
 
 def keyword_names(
     fn: Callable[..., Any], *, open_ok: bool = False
-) -> tuple[list[str], list[str]] | None:
+) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
   """(keyword names, required names) of fn; None if it takes **kwargs.
 
   None too where Python cannot read the signature (some builtins): then every
   name is let through and fn itself refuses what it does not take. With
   ``open_ok`` a fn that takes **kwargs still gives its named parameters.
   """
+  try:
+    return _keyword_names(fn, open_ok)
+  except TypeError:  # an unhashable fn: read its signature each time
+    return _keyword_names.__wrapped__(fn, open_ok)
+
+
+@functools.lru_cache(maxsize=256)
+def _keyword_names(fn, open_ok):
   try:
     sig = inspect.signature(fn)
   except (TypeError, ValueError):
@@ -187,11 +222,11 @@ def keyword_names(
   if not open_ok and any(
       p.kind == inspect.Parameter.VAR_KEYWORD for p in params):
     return None
-  names = [p.name for p in params if p.kind in kinds]
-  required = [
+  names = tuple(p.name for p in params if p.kind in kinds)
+  required = tuple(
       p.name for p in params
       if p.kind in kinds and p.default is inspect.Parameter.empty
-  ]
+  )
   return names, required
 
 

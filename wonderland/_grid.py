@@ -135,11 +135,12 @@ def build_on_host(make_optimizer, fixed, grid):
         ) from None
 
 
-def check_x0(f, x0, batch=None) -> tuple[int, Any]:
+def check_x0(f, x0, batch=None) -> tuple[int, Any, Any]:
   """x0's leaves share a leading seed axis, and f is scalar at one seed.
 
   Returns:
-    ``(n_seeds, one_seed)``, one_seed the shapes of x0[0].
+    ``(n_seeds, one_seed, dtype)``: one_seed the shapes of x0[0], dtype that
+    of f's value.
   """
   _checks.function(f, "f", what="a callable objective", hashable=True)
   leaves = jax.tree.leaves(x0)
@@ -162,13 +163,13 @@ def check_x0(f, x0, batch=None) -> tuple[int, Any]:
   _checks.float_tree(one_seed, "x0", shapes_ok=True)
   try:
     args = (one_seed,) if batch is None else (one_seed, batch)
-    _checks.scalar_output(f, args, "one seed of x0")
+    dtype = _checks.scalar_output(f, args, "one seed of x0")
   except ValueError as e:
     raise ValueError(
         f"{str(e).rstrip('.')} (x0 must have a leading seed axis, x0[i] "
         f"being the i-th initial point; its leaf shapes are {shapes})."
     ) from None
-  return shapes[0][0], one_seed
+  return shapes[0][0], one_seed, dtype
 
 
 def check_size(n_runs: int, steps: int, n_records: int, one_seed) -> None:

@@ -13,7 +13,10 @@ f(x_t), t = 1..steps. ``wonderland.minimize`` runs them in one ``lax.scan`` or
 every grid point and seed, so that a sweep cell takes the steps of the
 matching single run (the same arithmetic; the bits may differ by float32
 rounding between programs of different shapes, see
-``wonderland.batching.run_cells``).
+``wonderland.batching.run_cells``). A sweep's runs write their trace into
+the carry as they step (``init_carry``'s ``trace``), already shifted and
+masked, so no pass over the records follows the loop; values-only runs of a
+deterministic f also keep no counters (``lean``).
 
 Each step evaluates f and its gradient once, at x_{t-1}: they feed the update
 u_t (the line searches receive them as ``value`` and ``grad``) and they check
@@ -80,16 +83,18 @@ class Carry(NamedTuple):
 
   params: PyTree
   opt_state: optax.OptState
-  num_steps: jax.Array
-  pending: jax.Array
-  diverged: jax.Array
-  converged: jax.Array
+  # The counters; None for a run that keeps none (see ``step``).
+  num_steps: jax.Array | None
+  pending: jax.Array | None
+  diverged: jax.Array | None
+  converged: jax.Array | None
   # One unit vector ~ (d,) per recorded curvature (the warm start of its
   # Lanczos iteration), or None.
   eigvecs: tuple[jax.Array, ...] | None = None
-  # None, or the trace f(x_t) ~ (steps,), written in place as the steps go
-  # (``init_carry``'s ``trace_steps``; see ``step``).
-  trace: jax.Array | None = None
+  # None, or the trace written in place as the steps go: record name
+  # ("value", and "grad_norm" if recorded) -> its values at x_t ~ (steps,)
+  # (see ``step``).
+  trace: dict[str, jax.Array] | None = None
 
 
 class Record(NamedTuple):
@@ -126,21 +131,35 @@ def _check_point(carry: Carry, value, grad_norm, tol):
   """Checks carry.params from f and ||grad f|| there; stops the run if bad.
 
   Returns:
-    ``(carry, may_move)``: the carry with num_steps, diverged and converged
-    updated, and whether a step may leave the point (healthy, running, not
-    converged).
+    ``(carry, may_move, counted)``: the carry with num_steps, diverged and
+    converged updated, whether a step may leave the point (healthy, running,
+    not converged), and whether the point now counts as reached (healthy,
+    running and arrived at by a step: its records belong to the trace).
   """
   running = ~carry.diverged & ~carry.converged
   ok = running & healthy(value, grad_norm)
   converged = carry.converged
   if tol is not None:
     converged = converged | (ok & (grad_norm <= tol))
+  counted = ok & carry.pending
   carry = carry._replace(
-      num_steps=carry.num_steps + (ok & carry.pending).astype(jnp.int32),
+      num_steps=carry.num_steps + counted.astype(jnp.int32),
       diverged=carry.diverged | (running & ~ok),
       converged=converged,
   )
-  return carry, ok & ~converged
+  return carry, ok & ~converged, counted
+
+
+def _write(carry: Carry, rec, slot, kept) -> tuple[Carry, Any]:
+  """Writes rec's traced records, NaN where not ``kept``, at ``slot``."""
+  if carry.trace is None:
+    return carry, rec
+  trace, fields = {}, {}
+  for name, buffer in carry.trace.items():
+    value = jnp.where(kept, getattr(rec, name), jnp.nan).astype(buffer.dtype)
+    trace[name] = jax.lax.dynamic_update_index_in_dim(buffer, value, slot, 0)
+    fields[name] = None
+  return carry._replace(trace=trace), rec._replace(**fields)
 
 
 def curvatures(record) -> tuple[str, ...]:
@@ -148,25 +167,35 @@ def curvatures(record) -> tuple[str, ...]:
   return tuple(name for name in CURVATURES if name in record)
 
 
-def init_carry(optimizer, x0, record=RECORDS, trace=None) -> Carry:
+def init_carry(optimizer, x0, record=RECORDS, trace=None,
+               counters=True) -> Carry:
   """The loop state before step 1; shared with ``wonderland.sweep``.
 
-  ``trace``: None, or ``(steps, dtype)``: then the carry holds the trace
-  f(x_t), t = 1..steps, filled in place (see ``step``), and the steps keep
-  no counters. Only for values-only records of a deterministic f without a
-  tolerance (``in_place``).
+  Args:
+    optimizer: the transformation.
+    x0: the initial point.
+    record: what the steps record.
+    trace: None (``scan_steps`` returns the records), or ``(steps, dtype)``:
+      the carry holds the trace f(x_t) (and ||grad f(x_t)|| if recorded),
+      t = 1..steps, written in place (see ``step``).
+    counters: False keeps no counters (num_steps, pending, diverged,
+      converged are None): only with a trace, for the runs ``lean`` allows.
   """
   false = jnp.bool_(False)
   names = curvatures(record)
+  buffers = None
+  if trace is not None:
+    buffers = {name: jnp.full(trace[0], jnp.nan, trace[1])
+               for name in ("value", "grad_norm") if name in record}
   return Carry(
       params=x0,
       opt_state=optimizer.init(x0),
-      num_steps=jnp.zeros((), jnp.int32),
-      pending=false,
-      diverged=false,
-      converged=false,
+      num_steps=jnp.zeros((), jnp.int32) if counters else None,
+      pending=false if counters else None,
+      diverged=false if counters else None,
+      converged=false if counters else None,
       eigvecs=tuple(lanczos.start_vector(x0) for _ in names) or None,
-      trace=None if trace is None else jnp.full(trace[0], jnp.nan, trace[1]),
+      trace=buffers,
   )
 
 
@@ -210,14 +239,15 @@ def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
   The new point is one elementwise expression, where(moved, x + u, x), that
   XLA fuses with the add and writes over x in place.
 
-  A carry with a ``trace`` (values-only records, f deterministic, no tol)
-  keeps no counters: the step is x_t = where(f(x_{t-1}) healthy, x_{t-1} +
-  u_t, x_{t-1}), it records f(x_{t-1}) where healthy and NaN elsewhere, and
-  num_steps, pending, diverged and converged are left as they were. A
-  stopped run stays where f blew up, and f stays bad there, so its records
-  are NaN from the stop on: written in place one slot back (``scan_steps``,
-  ``finish``), they are the trace, shifted and masked, with no pass after
-  the loop.
+  A carry with a ``trace`` gets step t's records of x_{t-1} where x_{t-1}
+  counts as reached (NaN elsewhere), written in place by ``scan_steps`` one
+  slot back, and ``finish`` writes the last point's: the trace comes out of
+  the loop shifted and masked, with no pass over it after the loop. A carry
+  without counters (values-only records, f deterministic, no tol: ``lean``)
+  takes the step x_t = where(f(x_{t-1}) healthy, x_{t-1} + u_t, x_{t-1})
+  and counts a point as reached where f is healthy there: a stopped run
+  stays where f blew up, and f stays bad there, so its records are NaN from
+  the stop on, as the counters would have made them.
 
   Shared by ``minimize``, ``wonderland.sweep`` (under ``jax.vmap``) and
   ``wonderland.batching.run_cells``: a sweep cell runs the same step
@@ -233,8 +263,9 @@ def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
     record: the names of ``RECORDS`` to record; ``value`` always is.
 
   Returns:
-    ``(carry, record)``: the state before step t + 1 and step t's ``Record``,
-    with None for what is not recorded.
+    ``(carry, record, counted)``: the state before step t + 1, step t's
+    ``Record`` (None for what is not recorded), and whether x_{t-1} counts
+    as reached.
   """
   value, grad = jax.value_and_grad(f)(carry.params)
   updates, opt_state = optimizer.update(
@@ -248,11 +279,10 @@ def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
   dtype = jnp.result_type(value)
   nan = jnp.asarray(jnp.nan, dtype)
   if _NORMS.isdisjoint(record):
-    if carry.trace is None:
-      carry, may_move = _check_point(carry, value, None, tol)
+    if carry.num_steps is None:
+      may_move = counted = healthy(value, None)
     else:
-      may_move = healthy(value, None)
-      value = jnp.where(may_move, value, jnp.nan)
+      carry, may_move, counted = _check_point(carry, value, None, tol)
     moved = may_move & can_move
     params = jax.tree.map(
         lambda x, u: jnp.where(moved, (x + u).astype(x.dtype), x),
@@ -263,12 +293,12 @@ def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
       step_size = jnp.where(moved, _step_size(opt_state, dtype), nan)
     rec = Record(value, None, None, None, step_size, params)
     carry = carry._replace(params=params, opt_state=opt_state)
-    if carry.trace is None:
+    if carry.num_steps is not None:
       carry = carry._replace(pending=moved)
-    return carry, rec
+    return carry, rec, counted
   uu, ug, gg = _sums(updates, grad)
   grad_norm, update_norm = jnp.sqrt(gg), jnp.sqrt(uu)
-  carry, may_move = _check_point(carry, value, grad_norm, tol)
+  carry, may_move, counted = _check_point(carry, value, grad_norm, tol)
   move = may_move & can_move
   moved = move & jnp.isfinite(update_norm)
   params = jax.tree.map(
@@ -298,7 +328,7 @@ def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
       pending=moved,
       diverged=carry.diverged | (move & ~moved),
   )
-  return carry, rec
+  return carry, rec, counted
 
 
 def finish(f, carry: Carry, tol, record=RECORDS):
@@ -308,32 +338,43 @@ def finish(f, carry: Carry, tol, record=RECORDS):
     ``(carry, value, grad_norm)``: the final state (diverged set if f or
     grad f is not finite at the last point), and f and ||grad f|| there
     (None, and f alone checked, when ``record`` holds no norm). With a
-    ``trace`` (see ``step``) f(x_steps), NaN if not healthy, fills its last
-    slot and the counters stay as they were.
+    ``trace``, f and ||grad f|| at x_steps fill its last slot and are
+    returned NaN unless x_steps counts as reached, that is, unless the run
+    took every step (see ``step``).
   """
-  if carry.trace is not None:
+  if carry.num_steps is None:
     value = f(carry.params)
-    value = jnp.where(healthy(value), value, jnp.nan)
-    trace = carry.trace.at[-1].set(value.astype(carry.trace.dtype))
-    return carry._replace(trace=trace), value, None
-  if _NORMS.isdisjoint(record):
+    kept = healthy(value)
+    grad_norm = None
+  elif _NORMS.isdisjoint(record):
     value = f(carry.params)
-    carry, _ = _check_point(carry, value, None, tol)
-    return carry._replace(pending=jnp.bool_(False)), value, None
-  value, grad = jax.value_and_grad(f)(carry.params)
-  gg = _sums(grad, grad)[0]
-  grad_norm = jnp.sqrt(gg).astype(jnp.result_type(value))
-  carry, _ = _check_point(carry, value, grad_norm, tol)
-  return carry._replace(pending=jnp.bool_(False)), value, grad_norm
+    carry, _, _ = _check_point(carry, value, None, tol)
+    grad_norm = None
+  else:
+    value, grad = jax.value_and_grad(f)(carry.params)
+    gg = _sums(grad, grad)[0]
+    grad_norm = jnp.sqrt(gg).astype(jnp.result_type(value))
+    carry, _, _ = _check_point(carry, value, grad_norm, tol)
+  if carry.num_steps is not None:
+    carry = carry._replace(pending=jnp.bool_(False))
+    if carry.trace is not None:
+      kept = carry.num_steps == carry.trace["value"].shape[0]
+  if carry.trace is None:
+    return carry, value, grad_norm
+  last = Record(value, grad_norm, None, None, None, None)
+  carry, _ = _write(carry, last, -1, kept)
+  nan = jnp.asarray(jnp.nan, jnp.result_type(value))
+  keep = lambda a: None if a is None else jnp.where(kept, a, nan)
+  return carry, keep(value), keep(grad_norm)
 
 
-def in_place(record, tol, stochastic: bool) -> bool:
-  """Whether a run can write its trace in place (``init_carry``'s trace).
+def lean(record, tol, stochastic: bool) -> bool:
+  """Whether a run may keep no counters (``init_carry``'s ``counters``).
 
   With values-only records, no tol and a deterministic f, a stopped run's f
-  stays bad where it stopped, so its records say where it stopped (see
-  ``step``); a minibatch loss changes with the batch, and the full check
-  also stops on a bad gradient or update, which the values do not show.
+  stays bad where it stopped, so health at each point says which points
+  count (see ``step``); a minibatch loss changes with the batch, and the
+  full check also stops on a bad gradient or update, which f does not show.
   """
   return tol is None and not stochastic and _NORMS.isdisjoint(record)
 
@@ -416,20 +457,20 @@ def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
     every step (leaves ~ (length, ...)), and the evaluations (name ->
     ~ (length // every,)) or None.
   """
-  # A deterministic run of known length, its trace not written in place,
-  # never reads t: scan without it, so that its program is the plain loop.
+  # A deterministic run of known length that keeps its records (not a
+  # trace in place) never reads t: scan without it, the plain loop.
   uses_t = feed is not None or steps is not None or carry.trace is not None
 
   def body(c, t):
     can_move = jnp.bool_(True) if steps is None else t < steps
-    c, rec = step(objective(f, feed, t), optimizer, c, can_move, None,
-                  record)
+    c, rec, counted = step(objective(f, feed, t), optimizer, c, can_move,
+                           None, record)
     if c.trace is not None:
-      # Step t + 1 records f(x_t), the trace's slot t - 1 (step 1's f(x_0)
-      # goes to slot 0, which step 2 overwrites).
-      trace = jax.lax.dynamic_update_index_in_dim(
-          c.trace, rec.value.astype(c.trace.dtype), jnp.maximum(t - 1, 0), 0)
-      c, rec = c._replace(trace=trace), rec._replace(value=None)
+      # Step t + 1 records x_t, the trace's slot t - 1. Step 1's x_0 goes to
+      # slot 0, which step 2 overwrites; a step past the last (t >= steps)
+      # writes to the last slot, which ``finish`` overwrites.
+      c, rec = _write(c, rec, jnp.clip(t - 1, 0, c.trace["value"].shape[0]
+                                       - 1), counted)
     return c, rec if keep_params else rec._replace(params=None)
 
   def run(c, first, n):

@@ -16,7 +16,10 @@ every point of the hyperparameter grid times every initial point in x0:
   (a one-axis ``Mesh`` named ``"runs"`` and a ``NamedSharding``);
 - the steps run in chunks of at most ``chunk_steps``, with an absl
   ``logging.info`` line after each chunk (the last chunk may overshoot
-  ``steps``; the extra steps are masked and dropped);
+  ``steps``; the extra steps are masked and dropped). A sweep of one chunk
+  is one program, x0 to the laid-out result (one line at the end): the
+  fastest, since every run writes its trace in place as it steps and
+  nothing runs between chunks;
 - the same call gives the same bits again (on CPU). A run's bits may change,
   by about one float32 rounding at first, with the program's shape: how many
   runs each device holds (the device count, the grid's size) and what else
@@ -117,28 +120,29 @@ def compile_and_run(jitted, timing, static, *args):
 
 def _run_in_chunks(statics, options, timing, n_chunks, chunk, steps, n_runs,
                    sharded, hparams, x0_runs, real, t0, steps_arr, data,
-                   keys, trace_steps):
+                   keys, trace, counters):
   """The init program, the chunks (a progress line after each), the last check.
 
   ``statics`` is ``(f, make_optimizer, fixed)``, ``options`` is ``(spec,
-  evaluate, every, record, sharpness_iters)``: the chunk program's static
-  arguments.
+  evaluate, every, record, sharpness_iters, exact)``: the chunk program's
+  static arguments.
+
+  Returns:
+    ``(carry, last_value, eval_chunks)``.
   """
   f, make_optimizer, fixed_items = statics
   spec, record = options[0], options[3]
   carry = compile_and_run(
       _programs.init_jit, timing,
-      (f, make_optimizer, fixed_items, sharded, record, trace_steps), hparams,
-      x0_runs,
+      (make_optimizer, fixed_items, sharded, record, trace, counters),
+      hparams, x0_runs,
   )
-  value_chunks, grad_norm_chunks, eval_chunks = [], [], []
+  eval_chunks = []
   for i in range(n_chunks):
-    carry, vals, gnorms, evals, num_diverged, t0 = compile_and_run(
+    carry, evals, num_diverged, t0 = compile_and_run(
         _programs.chunk_jit, timing, (*statics, chunk, sharded, *options),
         hparams, carry, real, t0, steps_arr, data, keys,
     )
-    value_chunks.append(vals)
-    grad_norm_chunks.append(gnorms)
     eval_chunks.append(evals)
     logging.info(
         "sweep: %d/%d steps of %d runs (%d chunks of %d), %d diverged, "
@@ -146,12 +150,11 @@ def _run_in_chunks(statics, options, timing, n_chunks, chunk, steps, n_runs,
         min((i + 1) * chunk, steps), steps, n_runs, n_chunks, chunk,
         int(num_diverged), timing["compile"], timing["run"],
     )
-  carry, last_value, last_grad_norm = compile_and_run(
+  carry, last_value = compile_and_run(
       _programs.finish_jit, timing, (f, sharded, spec, record), carry,
       steps_arr, data, keys,
   )
-  return (carry, value_chunks, grad_norm_chunks, eval_chunks, last_value,
-          last_grad_norm)
+  return carry, last_value, eval_chunks
 
 
 def sweep(
@@ -198,7 +201,7 @@ def sweep(
       they are compiled in as constants, so a new fixed value compiles anew.
     chunk_steps: the most steps per compiled chunk; progress is logged after
       each chunk. With ``evaluate``, chunks are rounded up to a multiple of
-      ``eval_every``.
+      ``eval_every``. ``chunk_steps >= steps`` makes the sweep one program.
     data: the training examples of stochastic runs (see
       ``wonderland.minimize``), shared by every run; f is then
       ``f(params, batch)``.
@@ -263,7 +266,7 @@ def sweep(
         lambda a: jax.ShapeDtypeStruct(
             (min(batch_size, n_examples) if isinstance(batch_size, int)
              else 1, *np.shape(a)[1:]), jnp.result_type(a)), data)
-  n_seeds, one_seed = _grid.check_x0(f, x0, batch)
+  n_seeds, one_seed, value_dtype = _grid.check_x0(f, x0, batch)
   batch_size, every = _checks.stochastic(
       one_seed, steps=steps, tol=None, data=data, batch_size=batch_size,
       key=key, evaluate=evaluate, eval_every=eval_every,
@@ -331,31 +334,28 @@ def sweep(
   # Chunks that end at `steps` exactly mask no step.
   exact = n_chunks * chunk == steps
   options = (spec, evaluate, every, record, sharpness_iters, exact)
-  layout = (n_runs, (*grid_shape, n_seeds), steps)
-  # Values-only deterministic runs write their trace in place (_loop.step).
-  trace_steps = (steps if _loop.in_place(record, None, data is not None)
-                 else None)
+  layout = (n_runs, (*grid_shape, n_seeds))
+  # Values-only deterministic runs keep no counters (_loop.lean).
+  counters = not _loop.lean(record, None, data is not None)
   # One chunk (or blocks): one program from x0 to the laid-out result.
   one_program = bool(block_size) or n_chunks == 1
   if one_program:
     out_values, out_gnorms, out_params, out_diverged, out_evals = (
         compile_and_run(
             _programs.whole_jit, timing,
-            (*statics, chunk, sharded, *options, block_size, layout,
-             multiprocess, trace_steps),
+            (*statics, chunk, sharded, *options, (steps, value_dtype),
+             counters, block_size, layout, multiprocess),
             hparams, x0_runs, t0, steps_arr, data, keys, eval_steps,
         ))
   else:
-    (carry, value_chunks, grad_norm_chunks, eval_chunks, last_value,
-     last_grad_norm) = _run_in_chunks(
-         statics, options, timing, n_chunks, chunk, steps, n_runs, sharded,
-         hparams, x0_runs, real, t0, steps_arr, data, keys, trace_steps)
+    carry, last_value, eval_chunks = _run_in_chunks(
+        statics, options, timing, n_chunks, chunk, steps, n_runs, sharded,
+        hparams, x0_runs, real, t0, steps_arr, data, keys,
+        (steps, value_dtype), counters)
     out_values, out_gnorms, out_params, out_diverged, out_evals = (
         compile_and_run(
-            _programs.assemble_jit, timing,
-            (layout, mesh, multiprocess),
-            tuple(value_chunks), tuple(grad_norm_chunks), tuple(eval_chunks),
-            last_value, last_grad_norm, carry, eval_steps,
+            _programs.assemble_jit, timing, (layout, mesh, multiprocess),
+            carry, last_value, tuple(eval_chunks), eval_steps,
         ))
   if one_program:
     logging.info(
