@@ -5,7 +5,9 @@
    - full trace (f, ||grad f||) against a scan recording f and ||grad f||;
    - ``record=("value",)`` against a scan recording f only, and against one
      that also freezes a diverged run as the sweep does (the floor: the
-     freeze's select).
+     freeze's select);
+   - ``record=("value",)`` in 4 chunks against one chunk: the cost of the
+     progress lines (one program either way).
    Targets: <= 1.2x each.
 2. ``minimize`` on 2-D Rosenbrock, S steps, per call, against a jitted optax
    scan called with new values of the same shapes: full trace and
@@ -86,6 +88,9 @@ def main():
                                            record=("value",), **kw).values,
       "vmapped scan, f": lambda: values_only(lrs, x),
       "vmapped scan, f, frozen": lambda: frozen(lrs, x),
+      "sweep, record=value, 4 chunks": lambda: sweep(
+          rosenbrock, optax.sgd, grid, x0, record=("value",),
+          **{**kw, "chunk_steps": -(-steps // 4)}).values,
   }, rounds=15)
   print_ratios("sweep of all runs (warm)", medians, "vmapped scan, f")
   print(f"  full trace: {medians['sweep, full trace'] / medians['vmapped scan, f and |g|']:.2f}x"
@@ -95,6 +100,8 @@ def main():
   print(f"  record=value: {medians['sweep, record=value'] / medians['vmapped scan, f, frozen']:.2f}x"
         f" the scan recording f with the same freeze; the freeze alone: "
         f"{medians['vmapped scan, f, frozen'] / medians['vmapped scan, f']:.2f}x")
+  print(f"  4 chunks (a progress line after each) / one chunk: "
+        f"{medians['sweep, record=value, 4 chunks'] / medians['sweep, record=value']:.2f}x")
 
   opt = optax.sgd(1e-3, momentum=0.9)
   one = jax.jit(_scan(steps, False))

@@ -67,6 +67,7 @@ def _chaotic():
   return probs, [optax.adam, optax.sgd], np.array([3e-3, 3e-2]), _x0(probs, 2)
 
 
+@pytest.mark.fma
 def test_run_cells_computes_the_batch_and_a_cell_alone_gives_the_same_bits():
   probs, factories, lrs, x0 = _chaotic()
   fns = [p.fn for p in probs]
@@ -92,12 +93,13 @@ def test_run_cells_computes_the_batch_and_a_cell_alone_gives_the_same_bits():
                             batch.values[0, :, 1], equal_nan=True)
 
 
+@pytest.mark.fma
 def test_fma_contraction_is_on_as_at_the_default_level():
-  """The suite compiles at LLVM -O1 (tests/conftest.py). The bitwise tests
+  """The tests marked ``fma`` run at LLVM -O1 (tests/conftest.py). They
   guard against XLA:CPU contracting multiply-adds into FMA differently in
   different programs, which only bites where it contracts them, as the
-  default level does. a b + c, a = b = 1 + 2^-12, c = -(1 + 2^-11): 2^-24
-  with one rounding (FMA), 0 with two."""
+  default level does (and -O1; -O0 does not). a b + c, a = b = 1 + 2^-12,
+  c = -(1 + 2^-11): 2^-24 with one rounding (FMA), 0 with two."""
   a = np.full(64, 1 + 2.0**-12, np.float32)
   c = np.full(64, -(1 + 2.0**-11), np.float32)
   fused = jax.jit(lambda a, b, c: a * b + c)(a, a, c)

@@ -88,7 +88,9 @@ def test_a_sweep_records_values_only_when_asked():
   light = sweep(f, optax.sgd, grid, jnp.zeros((2, 3)), steps=30,
                 record=("value",))
   assert light.grad_norms is None
-  np.testing.assert_array_equal(light.values, full.values)
+  # The same arithmetic in another program: equal to float32 rounding (the
+  # sums of the full check change the fusions around f).
+  np.testing.assert_allclose(light.values, full.values, rtol=1e-6)
   np.testing.assert_array_equal(light.diverged, full.diverged)
   assert light.best() == full.best()
 

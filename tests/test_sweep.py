@@ -154,9 +154,27 @@ def test_chunks_equal_one_program_and_log_progress(base, caplog):
     chunked = sweep(rosenbrock, optax.sgd, {"learning_rate": LRS}, X0,
                     steps=STEPS, fixed={"momentum": 0.9}, chunk_steps=6)
   lines = [r.getMessage() for r in caplog.records if "sweep:" in r.getMessage()]
-  assert len(lines) == 4  # ceil(20 / 6) chunks
-  assert lines[-1].startswith("sweep: 20/20 steps of 9 runs")
-  assert "1 diverged" in lines[-1]
+  # ceil(20 / 6) = 4 chunks of 5, a line after each (from inside the one
+  # program), then the summary.
+  assert [line.split(" steps")[0] for line in lines] == [
+      "sweep: 5/20", "sweep: 10/20", "sweep: 15/20", "sweep: 20/20",
+      "sweep: 20"]
+  assert lines[-1].startswith("sweep: 20 steps of 9 runs (4 chunks of 5), "
+                              "1 diverged")
+  assert "1 diverged" in lines[-2]
+  # Chunks of 8 (6 rounded up to a multiple of eval_every) overshoot the
+  # last step by 4: those steps are masked, and the lines count right.
+  caplog.clear()
+  with caplog.at_level(logging.INFO, logger="absl"):
+    over = sweep(rosenbrock, optax.sgd, {"learning_rate": LRS}, X0,
+                 steps=STEPS, fixed={"momentum": 0.9}, chunk_steps=6,
+                 evaluate=lambda x: {"x0": x[0]}, eval_every=4)
+  lines = [r.getMessage() for r in caplog.records if "sweep:" in r.getMessage()]
+  assert lines[2].startswith("sweep: 20/20 steps of 9 runs (3 chunks of 8), "
+                             "1 diverged")
+  for name in ("values", "grad_norms", "final_params", "diverged"):
+    np.testing.assert_array_equal(getattr(over, name), getattr(base, name),
+                                  err_msg=name)
   for name in ("values", "grad_norms", "final_params", "diverged"):
     np.testing.assert_array_equal(getattr(chunked, name), getattr(base, name),
                                   err_msg=name)
@@ -356,15 +374,14 @@ def test_x0_without_seed_axis():
 # --- 8 simulated devices and 2 processes give the one-device result ---------
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def _reference(tmp_path):
   """The worker's problem on one CPU device: here if that is this process.
 
   The claim is that 8 simulated CPU devices and 2 CPU processes give one CPU
   device's bits, so on a GPU or TPU machine the reference runs in a
   one-device CPU subprocess too.
   """
-  out = tmp_path_factory.mktemp("sweep") / "one.npz"
+  out = tmp_path / "one.npz"
   if jax.default_backend() == "cpu" and jax.device_count() == 1:
     _sweep_worker.run_and_save(str(out))
   else:
@@ -413,7 +430,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_eight_devices_and_two_processes_equal_one(reference, tmp_path):
+@pytest.mark.fma
+def test_eight_devices_and_two_processes_equal_one(tmp_path):
   """8 simulated devices in one process, and 2 processes (gloo), started
   together: each gives the one-device bits, the blocked sweep's included."""
   port = _free_port()
@@ -435,6 +453,7 @@ def test_eight_devices_and_two_processes_equal_one(reference, tmp_path):
         p.wait()
   for p, log in zip(procs, logs):
     assert p.returncode == 0, log[-3000:]
+  reference = _reference(tmp_path)
   eight, *processes = [np.load(out) for out in outs]
   assert int(eight["device_count"]) == 8
   assert int(eight["num_shards"]) == 8  # the result lives on all 8 devices
@@ -448,6 +467,7 @@ def test_eight_devices_and_two_processes_equal_one(reference, tmp_path):
     _assert_same(got, reference)
 
 
+@pytest.mark.fma
 def test_a_blocked_run_has_the_same_bits_whatever_the_grid_size():
   """block_size: a run is computed in a block of B runs, however many there
   are. Without blocks, this MLP's run alone and among 36 differ in the last

@@ -118,45 +118,6 @@ def compile_and_run(jitted, timing, static, *args):
   return out
 
 
-def _run_in_chunks(statics, options, timing, n_chunks, chunk, steps, n_runs,
-                   sharded, hparams, x0_runs, real, t0, steps_arr, data,
-                   keys, trace, counters):
-  """The init program, the chunks (a progress line after each), the last check.
-
-  ``statics`` is ``(f, make_optimizer, fixed)``, ``options`` is ``(spec,
-  evaluate, every, record, sharpness_iters, exact)``: the chunk program's
-  static arguments.
-
-  Returns:
-    ``(carry, last_value, eval_chunks)``.
-  """
-  f, make_optimizer, fixed_items = statics
-  spec, record = options[0], options[3]
-  carry = compile_and_run(
-      _programs.init_jit, timing,
-      (make_optimizer, fixed_items, sharded, record, trace, counters),
-      hparams, x0_runs,
-  )
-  eval_chunks = []
-  for i in range(n_chunks):
-    carry, evals, num_diverged, t0 = compile_and_run(
-        _programs.chunk_jit, timing, (*statics, chunk, sharded, *options),
-        hparams, carry, real, t0, steps_arr, data, keys,
-    )
-    eval_chunks.append(evals)
-    logging.info(
-        "sweep: %d/%d steps of %d runs (%d chunks of %d), %d diverged, "
-        "%.2fs compiling, %.2fs running.",
-        min((i + 1) * chunk, steps), steps, n_runs, n_chunks, chunk,
-        int(num_diverged), timing["compile"], timing["run"],
-    )
-  carry, last_value = compile_and_run(
-      _programs.finish_jit, timing, (f, sharded, spec, record), carry,
-      steps_arr, data, keys,
-  )
-  return carry, last_value, eval_chunks
-
-
 def sweep(
     f: Callable[[PyTree], jax.Array],
     make_optimizer: Callable[..., optax.GradientTransformation],
@@ -325,46 +286,31 @@ def sweep(
   x0_runs = jax.tree.map(lambda a: global_array(a, sharded), x0_host)
   real = global_array(real_host, sharded)
   steps_arr = global_array(np.asarray(steps, np.int32), replicated)
-  t0 = global_array(np.asarray(0, np.int32), replicated)
   keys = None if keys_host is None else global_array(keys_host, sharded)
   if data is not None:
     data = jax.device_put(jax.tree.map(jnp.asarray, data), replicated)
 
-  statics = (f, make_optimizer, fixed_items)
   # Chunks that end at `steps` exactly mask no step.
   exact = n_chunks * chunk == steps
-  options = (spec, evaluate, every, record, sharpness_iters, exact)
   layout = (n_runs, (*grid_shape, n_seeds))
   # Values-only deterministic runs keep no counters (_loop.lean).
   counters = not _loop.lean(record, None, data is not None)
-  # One chunk (or blocks): one program from x0 to the laid-out result.
-  one_program = bool(block_size) or n_chunks == 1
-  if one_program:
-    out_values, out_gnorms, out_params, out_diverged, out_evals = (
-        compile_and_run(
-            _programs.whole_jit, timing,
-            (*statics, chunk, sharded, *options, (steps, value_dtype),
-             counters, block_size, layout, multiprocess),
-            hparams, x0_runs, t0, steps_arr, data, keys, eval_steps,
-        ))
-  else:
-    carry, last_value, eval_chunks = _run_in_chunks(
-        statics, options, timing, n_chunks, chunk, steps, n_runs, sharded,
-        hparams, x0_runs, real, t0, steps_arr, data, keys,
-        (steps, value_dtype), counters)
-    out_values, out_gnorms, out_params, out_diverged, out_evals = (
-        compile_and_run(
-            _programs.assemble_jit, timing, (layout, mesh, multiprocess),
-            carry, last_value, tuple(eval_chunks), eval_steps,
-        ))
-  if one_program:
-    logging.info(
-        "sweep: %d/%d steps of %d runs (one program%s), %d diverged, %.2fs "
-        "compiling, %.2fs running.", steps, steps, n_runs,
-        f", blocks of {block_size}" if block_size else "",
-        int(np.sum(np.asarray(out_diverged))), timing["compile"],
-        timing["run"],
-    )
+  out_values, out_gnorms, out_params, out_diverged, out_evals = (
+      compile_and_run(
+          _programs.sweep_jit, timing,
+          (f, make_optimizer, fixed_items, chunk, sharded, spec, evaluate,
+           every, record, sharpness_iters, exact, (steps, value_dtype),
+           counters, block_size, n_chunks, layout, multiprocess),
+          hparams, x0_runs, steps_arr, data, keys, eval_steps, real,
+      ))
+  logging.info(
+      "sweep: %d steps of %d runs (%s), %d diverged, %.2fs compiling, %.2fs "
+      "running.", steps, n_runs,
+      f"blocks of {block_size}" if block_size else
+      f"{n_chunks} chunk{'s' if n_chunks > 1 else ''} of {chunk}",
+      int(np.sum(np.asarray(out_diverged))), timing["compile"],
+      timing["run"],
+  )
   hparams_grid = {
       name: np.broadcast_to(array, grid_shape)
       for name, array in zip(names, dense)

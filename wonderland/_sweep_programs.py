@@ -1,18 +1,19 @@
-"""The compiled programs of ``wonderland.sweep``: every run's loop, vmapped.
+"""The compiled program of ``wonderland.sweep``: every run's loop, vmapped.
 
-``sweep`` (in ``wonderland._sweep``) lays the runs out and calls these. A
-sweep of one chunk, or in blocks, is one program from x0 to the laid-out
-result (``whole_jit``); a sweep in chunks is the init program, the chunks of
-steps and the last check, each vmapped over the runs and sharded over the
-devices, then ``assemble_jit``, which lays out the grid. Every run writes
-its trace in place as it steps (``wonderland._loop.step``), so no pass over
-the records follows the loop.
+``sweep`` (in ``wonderland._sweep``) lays the runs out and calls
+``sweep_jit``: one program from x0 to the laid-out result, sharded over the
+devices. Its steps run in chunks, a ``lax.scan`` over the vmapped chunk with
+a progress line from the host after each (``jax.debug.callback``); in
+blocks, each device's runs go B at a time. Every run writes its trace in
+place as it steps (``wonderland._loop.step``), so no pass over the records
+follows the loop.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from absl import logging
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -158,16 +159,23 @@ def _place(out, layout, mesh, replicate):
   return jax.tree.map(place, out)
 
 
-def _whole_program(
-    f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
-    sharpness_iters, exact, trace, counters, block, layout, replicate,
-    hparams, x0, t0, steps, data, keys, eval_steps,
-):
-  """Whole runs, x0 to result, in one program: a sweep of one chunk, or in
-  blocks of ``block`` runs (None: every run at once).
+def _log_progress(done, steps, n_runs, chunks, chunk, diverged):
+  logging.info("sweep: %d/%d steps of %d runs (%d chunks of %d), %d diverged.",
+               done, steps, n_runs, chunks, chunk, diverged)
 
-  One program also keeps a blocked run's bits: with the optimizer state
-  handed in from another program, XLA compiled the steps into other
+
+def _sweep_program(
+    f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
+    sharpness_iters, exact, trace, counters, block, chunks, layout, replicate,
+    hparams, x0, steps, data, keys, eval_steps, real,
+):
+  """Whole runs, x0 to result, in one program.
+
+  Without ``block``: every run at once, ``chunks`` chunks of ``chunk``
+  steps (a ``lax.scan`` over the vmapped chunk), a progress line after each.
+  With ``block`` = B: B runs at a time on each device, all steps in one
+  chunk. One program also keeps a blocked run's bits: with the optimizer
+  state handed in from another program, XLA compiled the steps into other
   arithmetic on one device than on several (benchmarks/README.md); built in
   the program, it does not.
   """
@@ -175,73 +183,47 @@ def _whole_program(
   run = _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every,
                    record, sharpness_iters, exact)
   finish = _finish_one(f, spec, record)
+  zero = jnp.zeros((), jnp.int32)
 
-  def one(hp, x, key_data, t0, steps, data, eval_steps):
-    c, evals = run(hp, init(hp, x), key_data, t0, steps, data)
-    c, value = finish(c, key_data, steps, data)
-    return _result_one(c, value, evals, eval_steps)
+  if block is not None:
+    def one(hp, x, key_data, steps, data, eval_steps):
+      c, evals = run(hp, init(hp, x), key_data, zero, steps, data)
+      c, value = finish(c, key_data, steps, data)
+      return _result_one(c, value, evals, eval_steps)
 
-  out = _map_runs(one, sharding, block, (hparams, x0, keys),
-                  (t0, steps, data, eval_steps))
+    out = _map_runs(one, sharding, block, (hparams, x0, keys),
+                    (steps, data, eval_steps))
+    return _place(out, layout, sharding.mesh, replicate)
+
+  carry = _constrain(jax.vmap(init)(hparams, x0), sharding)
+
+  def body(c, i):
+    first = i * chunk
+    c, evals = jax.vmap(
+        lambda hp, c, k: run(hp, c, k, first, steps, data))(hparams, c, keys)
+    c = _constrain(c, sharding)
+    if chunks > 1:
+      # A stopped run's trace is NaN from its stop on: its latest slot says
+      # (not the last slot, which steps past the last may have written and
+      # only the last check settles).
+      values = c.trace["value"]
+      latest = jnp.clip(first + chunk - 2, 0, max(values.shape[1] - 2, 0))
+      stopped = jnp.isnan(
+          jax.lax.dynamic_index_in_dim(values, latest, 1, keepdims=False))
+      jax.debug.callback(
+          _log_progress, jnp.minimum(first + chunk, steps), steps, layout[0],
+          chunks, chunk, jnp.sum(stopped & real, dtype=jnp.int32),
+          ordered=False)
+    return c, evals
+
+  carry, evals = jax.lax.scan(body, carry, jnp.arange(chunks, dtype=jnp.int32))
+  if evals is not None:  # ~ (chunks, runs, evaluations per chunk)
+    evals = jax.tree.map(
+        lambda e: jnp.moveaxis(e, 0, 1).reshape(e.shape[1], -1), evals)
+  carry, value = jax.vmap(lambda c, k: finish(c, k, steps, data))(carry, keys)
+  out = jax.vmap(_result_one, in_axes=(0, 0, 0, None))(
+      carry, value, evals, eval_steps)
   return _place(out, layout, sharding.mesh, replicate)
 
 
-def _init_program(make_optimizer, fixed, sharding, record, trace, counters,
-                  hparams, x0):
-  one = _init_one(make_optimizer, fixed, record, trace, counters)
-  return _constrain(jax.vmap(one)(hparams, x0), sharding)
-
-
-def _chunk_program(
-    f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
-    sharpness_iters, exact, hparams, carry, real, t0, steps, data, keys,
-):
-  """``chunk`` steps of every run, t0..t0+chunk-1; steps >= ``steps`` masked.
-
-  With ``evaluate``, ``chunk`` is a multiple of ``every`` and the runs are
-  evaluated after each block of ``every`` steps.
-  """
-  one = _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every,
-                   record, sharpness_iters, exact)
-  carry, evals = _map_runs(one, sharding, None, (hparams, carry, keys),
-                           (t0, steps, data))
-  # A stopped run's trace is NaN from its stop on: its latest slot says.
-  values = carry.trace["value"]
-  latest = jnp.clip(t0 + chunk - 2, 0, values.shape[1] - 1)
-  stopped = jnp.isnan(
-      jax.lax.dynamic_index_in_dim(values, latest, 1, keepdims=False))
-  replicated = NamedSharding(sharding.mesh, P())
-  num_diverged = jax.lax.with_sharding_constraint(
-      jnp.sum(stopped & real, dtype=jnp.int32), replicated
-  )
-  next_t0 = jax.lax.with_sharding_constraint(t0 + chunk, replicated)
-  return (_constrain(carry, sharding), _constrain(evals, sharding),
-          num_diverged, next_t0)
-
-
-def _finish_program(f, sharding, spec, record, carry, steps, data, keys):
-  """Checks every run's last point (``wonderland._loop.finish``)."""
-  one = _finish_one(f, spec, record)
-  out = _map_runs(one, sharding, None, (carry, keys), (steps, data))
-  return _constrain(out, sharding)
-
-
-def _assemble_program(layout, mesh, replicate, carry, value, evals,
-                      eval_steps):
-  """Every run's result from the chunks' carry, laid out as the grid."""
-  if evals[0] is not None:
-    evals = jax.tree.map(lambda *a: jnp.concatenate(a, axis=1), *evals)
-  else:
-    evals = None
-  out = jax.vmap(_result_one, in_axes=(0, 0, 0, None))(
-      carry, value, evals, eval_steps)
-  return _place(out, layout, mesh, replicate)
-
-
-whole_jit = jax.jit(_whole_program, static_argnums=tuple(range(16)))
-init_jit = jax.jit(_init_program, static_argnums=tuple(range(6)))
-chunk_jit = jax.jit(
-    _chunk_program, static_argnums=tuple(range(11)), donate_argnums=(12,),
-)
-finish_jit = jax.jit(_finish_program, static_argnums=(0, 1, 2, 3))
-assemble_jit = jax.jit(_assemble_program, static_argnums=(0, 1, 2))
+sweep_jit = jax.jit(_sweep_program, static_argnums=tuple(range(17)))
