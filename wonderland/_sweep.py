@@ -14,12 +14,12 @@ every point of the hyperparameter grid times every initial point in x0:
 - the runs, flattened in C order with seeds innermost, are padded to a
   multiple of the device count and sharded over every device of every process
   (a one-axis ``Mesh`` named ``"runs"`` and a ``NamedSharding``);
-- the steps run in chunks of at most ``chunk_steps``, with an absl
-  ``logging.info`` line after each chunk (the last chunk may overshoot
-  ``steps``; the extra steps are masked and dropped). A sweep of one chunk
-  is one program, x0 to the laid-out result (one line at the end): the
-  fastest, since every run writes its trace in place as it steps and
-  nothing runs between chunks;
+- the sweep is one program, x0 to the laid-out result: every run writes its
+  trace in place as it steps, so nothing runs after the loop. Its steps run
+  in chunks of at most ``chunk_steps``, with an absl ``logging.info`` line
+  sent from inside the program after each (``jax.debug.callback``; the last
+  chunk may overshoot ``steps``: the extra steps are masked and dropped),
+  and one line at the end;
 - the same call gives the same bits again (on CPU). A run's bits may change,
   by about one float32 rounding at first, with the program's shape: how many
   runs each device holds (the device count, the grid's size) and what else
@@ -160,9 +160,10 @@ def sweep(
     fixed: keyword arguments passed unchanged to ``make_optimizer`` (e.g.
       ``{"decay": 0.9}``, or non-numeric ones such as ``{"nesterov": True}``);
       they are compiled in as constants, so a new fixed value compiles anew.
-    chunk_steps: the most steps per compiled chunk; progress is logged after
-      each chunk. With ``evaluate``, chunks are rounded up to a multiple of
-      ``eval_every``. ``chunk_steps >= steps`` makes the sweep one program.
+    chunk_steps: the most steps per chunk; a progress line is logged after
+      each chunk (none with ``chunk_steps >= steps``, the fastest: each
+      line is a call from the program to the host). With ``evaluate``,
+      chunks are rounded up to a multiple of ``eval_every``.
     data: the training examples of stochastic runs (see
       ``wonderland.minimize``), shared by every run; f is then
       ``f(params, batch)``.
