@@ -150,7 +150,7 @@ def _check_point(carry: Carry, value, grad_norm, tol):
   return carry, ok & ~converged, counted
 
 
-def _write(carry: Carry, rec, slot, kept) -> tuple[Carry, Any]:
+def write(carry: Carry, rec, slot, kept) -> tuple[Carry, Any]:
   """Writes rec's traced records, NaN where not ``kept``, at ``slot``."""
   if carry.trace is None:
     return carry, rec
@@ -175,9 +175,9 @@ def init_carry(optimizer, x0, record=RECORDS, trace=None,
     optimizer: the transformation.
     x0: the initial point.
     record: what the steps record.
-    trace: None (``scan_steps`` returns the records), or ``(steps, dtype)``:
-      the carry holds the trace f(x_t) (and ||grad f(x_t)|| if recorded),
-      t = 1..steps, written in place (see ``step``).
+    trace: None (``_scan.scan_steps`` returns the records), or ``(steps,
+      dtype)``: the carry holds the trace f(x_t) (and ||grad f(x_t)|| if
+      recorded), t = 1..steps, written in place (see ``step``).
     counters: False keeps no counters (num_steps, pending, diverged,
       converged are None): only with a trace, for the runs ``lean`` allows.
   """
@@ -240,10 +240,10 @@ def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
   XLA fuses with the add and writes over x in place.
 
   A carry with a ``trace`` gets step t's records of x_{t-1} where x_{t-1}
-  counts as reached (NaN elsewhere), written in place by ``scan_steps`` one
-  slot back, and ``finish`` writes the last point's: the trace comes out of
-  the loop shifted and masked, with no pass over it after the loop. A carry
-  without counters (values-only records, f deterministic, no tol: ``lean``)
+  counts as reached (NaN elsewhere), written in place one slot back by
+  ``_scan.scan_steps``, and ``finish`` writes the last point's: the trace
+  comes out of the loop shifted and masked, with no pass over it after the
+  loop. A carry without counters (values-only records, f deterministic, no tol: ``lean``)
   takes the step x_t = where(f(x_{t-1}) healthy, x_{t-1} + u_t, x_{t-1})
   and counts a point as reached where f is healthy there: a stopped run
   stays where f blew up, and f stays bad there, so its records are NaN from
@@ -362,7 +362,7 @@ def finish(f, carry: Carry, tol, record=RECORDS):
   if carry.trace is None:
     return carry, value, grad_norm
   last = Record(value, grad_norm, None, None, None, None)
-  carry, _ = _write(carry, last, -1, kept)
+  carry, _ = write(carry, last, -1, kept)
   nan = jnp.asarray(jnp.nan, jnp.result_type(value))
   keep = lambda a: None if a is None else jnp.where(kept, a, nan)
   return carry, keep(value), keep(grad_norm)
@@ -403,106 +403,3 @@ def shift_records(values, grad_norms, last_value, last_grad_norm, num_steps,
   grad_norms = None if grad_norms is None else jnp.where(
       mask, shift(grad_norms, last_grad_norm), jnp.nan)
   return jnp.where(mask, shift(values, last_value), jnp.nan), grad_norms, mask
-
-
-class Feed(NamedTuple):
-  """Where a stochastic run's minibatches come from.
-
-  Step t (1-based) evaluates f(x_{t-1}, B_{t-1}), B_i being
-  ``wonderland.data.minibatch(data, key, i, batch_size)``: a pure function of
-  the key and the step, so the loop carries no sampler state.
-  """
-
-  data: PyTree
-  key: jax.Array
-  batch_size: int
-
-
-def objective(f, feed: Feed | None, t):
-  """f itself, or x -> f(x, B_t), the loss on the minibatch of index t."""
-  if feed is None:
-    return f
-  from wonderland import data as data_lib  # pylint: disable=g-import-not-at-top
-
-  batch = data_lib.minibatch(feed.data, feed.key, t, feed.batch_size)
-  return lambda x: f(x, batch)
-
-
-def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
-               feed=None, evaluate=None, every=None, keep_params=False,
-               record=RECORDS, sharpness_iters=None, precondition=None):
-  """Steps t + 1 for t = t0..t0 + length - 1, as one ``lax.scan``.
-
-  Args:
-    f: the objective: f(x), or f(x, batch) with a ``feed``.
-    optimizer: a ``GradientTransformationExtraArgs``.
-    carry: the loop state before the first of these steps.
-    t0: the 0-based index of the first step, an int32 scalar.
-    length: the number of steps, a static int.
-    steps: None, or the number of steps of the run: steps with t >= steps
-      only check their point (a sweep's last chunk overshoots).
-    feed: None for a deterministic run, else the ``Feed`` of the minibatches.
-    evaluate: None, or a function of the params returning a dict of scalars,
-      evaluated after every ``every`` steps (``length`` a multiple of it).
-    every: the evaluation period, a static int; None for no evaluations.
-    keep_params: keep x_t in the records (for ``Trace.path``).
-    record: what ``step`` records, and the ``CURVATURES`` probed with the
-      evaluations (``probe_curvatures``, on the objective of the next step).
-    sharpness_iters: the Hessian-vector products per curvature probe.
-    precondition: opt_state -> P's diagonal, for the preconditioned
-      sharpness.
-
-  Returns:
-    ``(carry, records, evals)``: the state after the steps, the ``Record`` of
-    every step (leaves ~ (length, ...)), and the evaluations (name ->
-    ~ (length // every,)) or None.
-  """
-  # A deterministic run of known length that keeps its records (not a
-  # trace in place) never reads t: scan without it, the plain loop.
-  uses_t = feed is not None or steps is not None or carry.trace is not None
-
-  def body(c, t):
-    can_move = jnp.bool_(True) if steps is None else t < steps
-    c, rec, counted = step(objective(f, feed, t), optimizer, c, can_move,
-                           None, record)
-    if c.trace is not None:
-      # Step t + 1 records x_t, the trace's slot t - 1. Step 1's x_0 goes to
-      # slot 0, which step 2 overwrites; a step past the last (t >= steps)
-      # writes to the last slot, which ``finish`` overwrites.
-      c, rec = _write(c, rec, jnp.clip(t - 1, 0, c.trace["value"].shape[0]
-                                       - 1), counted)
-    return c, rec if keep_params else rec._replace(params=None)
-
-  def run(c, first, n):
-    ts = first + jnp.arange(n, dtype=jnp.int32) if uses_t else None
-    return jax.lax.scan(body, c, ts, length=n)
-
-  if every is None:
-    carry, records = run(carry, t0, length)
-    return carry, records, None
-
-  def block(c, i):
-    c, records = run(c, t0 + i * every, every)
-    out = {} if evaluate is None else dict(evaluate(c.params))
-    if curvatures(record):
-      next_f = objective(f, feed, t0 + (i + 1) * every)
-      c, probed = probe_curvatures(next_f, c, record, sharpness_iters,
-                                   precondition)
-      out.update(probed)
-    return c, (records, out)
-
-  carry, (records, evals) = jax.lax.scan(
-      block, carry, jnp.arange(length // every, dtype=jnp.int32)
-  )
-  records = jax.tree.map(
-      lambda a: a.reshape(length, *a.shape[2:]), records
-  )
-  return carry, records, evals
-
-
-def evaluation_steps(steps: int, every: int) -> np.ndarray:
-  """The steps after which a run evaluates: every, 2 every, ..., and steps."""
-  ends = np.arange(every, steps + 1, every)
-  if not ends.size or ends[-1] != steps:
-    ends = np.append(ends, steps)
-  return ends.astype(np.int32)

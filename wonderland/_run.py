@@ -47,16 +47,16 @@ from wonderland import _checks
 from wonderland import _loop
 from wonderland._loop import CURVATURES
 from wonderland._loop import DIVERGENCE_THRESHOLD
-from wonderland._loop import evaluation_steps
-from wonderland._loop import Feed
 from wonderland._loop import finish
 from wonderland._loop import init_carry
-from wonderland._loop import objective
 from wonderland._loop import Record
 from wonderland._loop import RECORDS
-from wonderland._loop import scan_steps
 from wonderland._loop import shift_records
 from wonderland._loop import step
+from wonderland._scan import evaluation_steps
+from wonderland._scan import Feed
+from wonderland._scan import objective
+from wonderland._scan import scan_steps
 from wonderland.landscape import preconditioning
 
 __all__ = ["Trace", "minimize", "DIVERGENCE_THRESHOLD"]

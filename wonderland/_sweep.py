@@ -59,6 +59,7 @@ from wonderland import _grid
 from wonderland import _sweep_programs as _programs
 from wonderland import _sweep_result
 from wonderland import _loop
+from wonderland import _scan
 from wonderland import data as data_lib
 from wonderland.landscape import preconditioning
 
@@ -272,7 +273,7 @@ def sweep(
     chunk = -(-chunk // every) * every
     n_chunks = -(-steps // chunk)
     # (With blocks, n_chunks stays 1: the one chunk covers every step.)
-    eval_steps = _loop.evaluation_steps(steps, every)
+    eval_steps = _scan.evaluation_steps(steps, every)
   spec, keys_host = None, None
   if data is not None:
     seed_keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(

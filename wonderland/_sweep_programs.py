@@ -19,6 +19,7 @@ from jax.sharding import PartitionSpec as P
 
 from wonderland import _grid
 from wonderland import _loop
+from wonderland import _scan
 from wonderland.landscape import preconditioning
 
 # The mesh axis the runs are sharded over (also batching.run_cells' blocks).
@@ -61,7 +62,7 @@ def _feed(spec, data, key_data):
   if spec is None:
     return None
   batch_size, impl = spec
-  return _loop.Feed(data, jax.random.wrap_key_data(key_data, impl=impl),
+  return _scan.Feed(data, jax.random.wrap_key_data(key_data, impl=impl),
                     batch_size)
 
 
@@ -95,7 +96,7 @@ def _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every, record,
 
   def one(hp, c, key_data, t0, steps, data):
     opt = _grid.traced_optimizer(make_optimizer, fixed, hp)
-    c, _, evals = _loop.scan_steps(
+    c, _, evals = _scan.scan_steps(
         f, opt, c, t0, chunk, steps=None if exact else steps,
         feed=_feed(spec, data, key_data),
         evaluate=evaluate, every=every, record=record,
@@ -112,7 +113,7 @@ def _finish_one(f, spec, record):
   the last point, NaN unless the run took every step."""
 
   def one(c, key_data, steps, data):
-    last = _loop.objective(f, _feed(spec, data, key_data), steps)
+    last = _scan.objective(f, _feed(spec, data, key_data), steps)
     c, value, _ = _loop.finish(last, c, None, record)
     return c, value
 

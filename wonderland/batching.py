@@ -54,6 +54,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from wonderland import _loop
+from wonderland import _scan
 from wonderland import _sweep
 from wonderland._run import minimize
 from wonderland._sweep import inject_traced
@@ -256,7 +257,7 @@ def _cells_program(fns, factories, steps, mesh, cell_index, learning_rates,
       # minimize's loop (wonderland._loop), without its host-side checks.
       opt = optax.with_extra_args_support(factory(learning_rate=lr))
       carry = _loop.init_carry(opt, x, _RECORD)
-      carry, recs, _ = _loop.scan_steps(fns[p], opt, carry, 0, steps,
+      carry, recs, _ = _scan.scan_steps(fns[p], opt, carry, 0, steps,
                                         record=_RECORD)
       carry, value, grad_norm = _loop.finish(fns[p], carry, None, _RECORD)
       values, _, _ = _loop.shift_records(recs.value, recs.grad_norm, value,
