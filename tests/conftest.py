@@ -1,8 +1,8 @@
 """Test-session setup: the LLVM optimization level XLA:CPU compiles at.
 
 Most of the suite's time is compiling small programs, and most of that is
-LLVM's optimization passes. So the suite compiles at -O0: about a third of
-the CPU time of the default -O3, with the same IEEE arithmetic but for one
+LLVM's optimization passes. So the suite compiles at -O0 (the README's
+quickstart gives the figures), with the same IEEE arithmetic but for one
 thing: -O0 does not contract a multiply and an add into one FMA instruction,
 where -O1 and above do (XLA emits the reductions' order itself, and fast
 math stays off). The tests marked ``fma`` check bitwise claims that hinge on
