@@ -95,8 +95,8 @@ def _generate() -> Arrays:
 def load() -> Arrays:
   """The MNIST-1D arrays of ``make_dataset(get_dataset_args())``, cached.
 
-  Generated once per process (about 2 s on one CPU core); deterministic (the
-  package's seed 42), so the cache changes nothing but time.
+  Generated once per process; deterministic (the package's seed 42), so the
+  cache changes nothing but time.
 
   Returns:
     ``Arrays(x_train, y_train, x_test, y_test)``, read-only numpy arrays.
