@@ -129,7 +129,9 @@ def float_tree(x: Any, what: str, *, shapes_ok: bool = False) -> None:
           f"{what} must hold floating-point arrays, got a leaf of type "
           f"{type(leaf).__name__}."
       )
-    dtype = jnp.result_type(leaf)
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is None:  # a Python number: its default dtype
+      dtype = jnp.result_type(leaf)
     if not jnp.issubdtype(dtype, jnp.floating):
       raise ValueError(
           f"{what} must hold floating-point arrays to differentiate f, got "
@@ -435,6 +437,16 @@ def stochastic(x: Any, *, steps: int, tol, data, batch_size, key, evaluate,
 def records(record: Any, valid: tuple[str, ...], *,
             needs_grad_norm: bool = False) -> tuple[str, ...]:
   """``record`` as a tuple of names of ``valid`` in their order, with value."""
+  if isinstance(record, tuple):  # the usual case, checked once per value
+    try:
+      return _records(record, valid, needs_grad_norm)
+    except TypeError:  # unhashable names: checked below, and refused
+      pass
+  return _records.__wrapped__(record, valid, needs_grad_norm)
+
+
+@functools.lru_cache(maxsize=256)
+def _records(record, valid, needs_grad_norm):
   if isinstance(record, str) or not all(
       isinstance(r, str) for r in (record if hasattr(record, "__iter__") else [1])):
     raise ValueError(
