@@ -265,7 +265,7 @@ def sweep(
   )
   real_host = np.arange(padded) < n_runs
 
-  # With blocks, every run is one program from x0 to its last point.
+  # In blocks, one chunk: each block takes every step at once.
   n_chunks = 1 if block_size else -(-steps // chunk_steps)
   chunk = -(-steps // n_chunks)
   eval_steps = None
