@@ -114,9 +114,13 @@ class Trace(NamedTuple):
 
 
 def _minimize_scan(f, optimizer, x0, steps, keep_path, feed, evaluate, every,
-                   record, sharpness_iters):
-  """All steps as scans; with evaluations, blocks of ``every`` then the rest."""
-  carry = init_carry(optimizer, x0, record)
+                   record, sharpness_iters, dtype):
+  """All steps as scans; with evaluations, blocks of ``every`` then the rest.
+
+  f and ||grad f|| are written into the carry's trace as the steps go
+  (``wonderland._loop.step``); the other records are stacked.
+  """
+  carry = init_carry(optimizer, x0, record, trace=(steps, dtype))
   kw = dict(feed=feed, keep_params=keep_path, record=record,
             sharpness_iters=sharpness_iters,
             precondition=preconditioning.preconditioner_diag)
@@ -176,10 +180,10 @@ def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
   # Checked here, while jax traces for a new f, optimizer or shapes: a call
   # that hits jax's cache does not trace f once more.
   if feed is None:
-    _checks.scalar_output(f, (x0,), "x0")
+    dtype = _checks.scalar_output(f, (x0,), "x0")
   else:
     batch = jax.tree.map(lambda a: a[:batch_size], data)
-    _checks.scalar_output(f, (x0, batch), "x0 and a batch")
+    dtype = _checks.scalar_output(f, (x0, batch), "x0 and a batch")
   if evaluate is not None:
     _checks.evaluations(evaluate, x0, "x0",
                         reserved=_loop.curvatures(record))
@@ -191,15 +195,19 @@ def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
   else:
     carry, recs, evals = _minimize_scan(f, optimizer, x0, steps, keep_path,
                                         feed, evaluate, every, record,
-                                        sharpness_iters)
+                                        sharpness_iters, dtype)
   last = objective(f, feed, jnp.asarray(steps, jnp.int32))
   carry, value, grad_norm = finish(last, carry, tol if has_tol else None,
                                    record)
-  if recs.grad_norm is None:
-    grad_norm = None
-  values, grad_norms, mask = shift_records(
-      recs.value, recs.grad_norm, value, grad_norm, carry.num_steps, steps
-  )
+  if carry.trace is not None:  # already shifted and masked
+    values, grad_norms = carry.trace["value"], carry.trace.get("grad_norm")
+    mask = jnp.arange(steps) < carry.num_steps
+  else:
+    if recs.grad_norm is None:
+      grad_norm = None
+    values, grad_norms, mask = shift_records(
+        recs.value, recs.grad_norm, value, grad_norm, carry.num_steps, steps
+    )
   keep = lambda a: None if a is None else jnp.where(mask, a, jnp.nan)
   path = None
   if keep_path:
