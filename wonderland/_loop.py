@@ -13,9 +13,10 @@ f(x_t), t = 1..steps. ``wonderland.minimize`` runs them in one ``lax.scan`` or
 every grid point and seed, so that a sweep cell takes the steps of the
 matching single run (the same arithmetic; the bits may differ by float32
 rounding between programs of different shapes, see
-``wonderland.batching.run_cells``). A sweep's runs write their trace into
-the carry as they step (``init_carry``'s ``trace``), already shifted and
-masked, so no pass over the records follows the loop; values-only runs of a
+``wonderland.batching.run_cells``). A sweep's runs, and ``minimize``
+without a tolerance, write f (and ||grad f||) into the carry as they step
+(``init_carry``'s ``trace``), already shifted and masked, so no pass over
+those records follows the loop; a sweep's values-only runs of a
 deterministic f also keep no counters (``lean``).
 
 Each step evaluates f and its gradient once, at x_{t-1}: they feed the update
