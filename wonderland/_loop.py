@@ -92,10 +92,12 @@ class Carry(NamedTuple):
   # One unit vector ~ (d,) per recorded curvature (the warm start of its
   # Lanczos iteration), or None.
   eigvecs: tuple[jax.Array, ...] | None = None
-  # None, or the trace written in place as the steps go: record name
-  # ("value", and "grad_norm" if recorded) -> its values at x_t ~ (steps,)
-  # (see ``step``).
+  # None, or the trace written in place as the steps go: record name ->
+  # its values ~ (steps,) (see ``step``).
   trace: dict[str, jax.Array] | None = None
+  # The records of u_t in the trace (||u_t||, the cosine, the step size),
+  # held until x_t is checked, which decides whether they count.
+  held: dict[str, jax.Array] | None = None
 
 
 class Record(NamedTuple):
@@ -151,16 +153,32 @@ def _check_point(carry: Carry, value, grad_norm, tol):
   return carry, ok & ~converged, counted
 
 
-def write(carry: Carry, rec, slot, kept) -> tuple[Carry, Any]:
-  """Writes rec's traced records, NaN where not ``kept``, at ``slot``."""
+# Records of the point x_{t-1} a step checks; the others are records of u_t.
+_POINT_RECORDS = ("value", "grad_norm")
+
+
+def write(carry: Carry, rec, slot, kept, advance=True) -> tuple[Carry, Any]:
+  """Writes traced records at ``slot``, NaN where not ``kept``.
+
+  Step t checks x_{t-1} (``kept``: it counts) and writes its f and
+  ||grad f|| at x_{t-1}, and the held records of u_{t-1}, the step that led
+  there, to slot t - 2; it then holds its own records of u_t (``advance``:
+  not for a step past the last, which does not move).
+  """
   if carry.trace is None:
     return carry, rec
-  trace, fields = {}, {}
+  trace, fields, held = {}, {}, dict(carry.held or {})
   for name, buffer in carry.trace.items():
-    value = jnp.where(kept, getattr(rec, name), jnp.nan).astype(buffer.dtype)
+    point = name in _POINT_RECORDS
+    value = getattr(rec, name) if point else carry.held[name]
+    value = jnp.where(kept, value, jnp.nan).astype(buffer.dtype)
     trace[name] = jax.lax.dynamic_update_index_in_dim(buffer, value, slot, 0)
+    if not point and getattr(rec, name) is not None:
+      held[name] = jnp.where(advance, getattr(rec, name).astype(buffer.dtype),
+                             carry.held[name])
     fields[name] = None
-  return carry._replace(trace=trace), rec._replace(**fields)
+  return (carry._replace(trace=trace, held=held or None),
+          rec._replace(**fields))
 
 
 def curvatures(record) -> tuple[str, ...]:
@@ -184,10 +202,12 @@ def init_carry(optimizer, x0, record=RECORDS, trace=None,
   """
   false = jnp.bool_(False)
   names = curvatures(record)
-  buffers = None
+  buffers = held = None
   if trace is not None:
     buffers = {name: jnp.full(trace[0], jnp.nan, trace[1])
-               for name in ("value", "grad_norm") if name in record}
+               for name in RECORDS if name in record}
+    held = {name: jnp.asarray(jnp.nan, trace[1])
+            for name in buffers if name not in _POINT_RECORDS} or None
   return Carry(
       params=x0,
       opt_state=optimizer.init(x0),
@@ -197,6 +217,7 @@ def init_carry(optimizer, x0, record=RECORDS, trace=None,
       converged=false if counters else None,
       eigvecs=tuple(lanczos.start_vector(x0) for _ in names) or None,
       trace=buffers,
+      held=held,
   )
 
 

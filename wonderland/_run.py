@@ -117,8 +117,9 @@ def _minimize_scan(f, optimizer, x0, steps, keep_path, feed, evaluate, every,
                    record, sharpness_iters, dtype):
   """All steps as scans; with evaluations, blocks of ``every`` then the rest.
 
-  f and ||grad f|| are written into the carry's trace as the steps go
-  (``wonderland._loop.step``); the other records are stacked.
+  The recorded f, ||grad f||, ||u_t||, cosines and step sizes are written
+  into the carry's trace as the steps go (``wonderland._loop.write``); the
+  path, if kept, is stacked.
   """
   carry = init_carry(optimizer, x0, record, trace=(steps, dtype))
   kw = dict(feed=feed, keep_params=keep_path, record=record,
@@ -209,6 +210,10 @@ def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
         recs.value, recs.grad_norm, value, grad_norm, carry.num_steps, steps
     )
   keep = lambda a: None if a is None else jnp.where(mask, a, jnp.nan)
+  u_records = {name: keep(getattr(recs, name))
+               for name in ("update_norm", "cos_angle", "step_size")}
+  if carry.trace is not None:  # written in place, masked as they went
+    u_records = {name: carry.trace.get(name) for name in u_records}
   path = None
   if keep_path:
     path = jax.tree.map(
@@ -226,9 +231,9 @@ def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
       params=carry.params,
       values=values,
       grad_norms=grad_norms,
-      update_norms=keep(recs.update_norm),
-      cos_angles=keep(recs.cos_angle),
-      step_sizes=keep(recs.step_size),
+      update_norms=u_records["update_norm"],
+      cos_angles=u_records["cos_angle"],
+      step_sizes=u_records["step_size"],
       num_steps=carry.num_steps,
       converged=carry.converged,
       diverged=carry.diverged,

@@ -91,7 +91,7 @@ def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
       # slot 0, which step 2 overwrites; a step past the last (t >= steps)
       # writes to the last slot, which ``finish`` overwrites.
       c, rec = write(c, rec, jnp.clip(t - 1, 0, c.trace["value"].shape[0]
-                                       - 1), counted)
+                                       - 1), counted, can_move)
     return c, rec if keep_params else rec._replace(params=None)
 
   def run(c, first, n):
