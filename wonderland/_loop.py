@@ -401,13 +401,6 @@ def lean(record, tol, stochastic: bool) -> bool:
   return tol is None and not stochastic and _NORMS.isdisjoint(record)
 
 
-def _shift(a, last, steps):
-  """a[..., 1:steps] followed by last: step records of x_{t-1} to x_t."""
-  # A pad and a select rather than a concatenate: XLA:CPU fuses them.
-  moved = jnp.pad(a[..., 1:steps], [(0, 0)] * (a.ndim - 1) + [(0, 1)])
-  return jnp.where(jnp.arange(steps) == steps - 1, last[..., None], moved)
-
-
 def shift_records(values, grad_norms, last_value, last_grad_norm, num_steps,
                   steps):
   """values[t-1] = f(x_t) from step records of x_{t-1} ~ (..., >= steps).
@@ -419,7 +412,11 @@ def shift_records(values, grad_norms, last_value, last_grad_norm, num_steps,
   grad_norms may be None (not recorded).
   """
 
-  shift = lambda a, last: _shift(a, last, steps)
+  def shift(a, last):
+    # a[..., 1:steps] followed by last, as a pad and a select (XLA:CPU fuses
+    # them with the mask, where it would not fuse a concatenate).
+    moved = jnp.pad(a[..., 1:steps], [(0, 0)] * (a.ndim - 1) + [(0, 1)])
+    return jnp.where(jnp.arange(steps) == steps - 1, last[..., None], moved)
 
   mask = jnp.arange(steps) < num_steps[..., None]
   grad_norms = None if grad_norms is None else jnp.where(

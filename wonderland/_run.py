@@ -210,10 +210,11 @@ def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
         recs.value, recs.grad_norm, value, grad_norm, carry.num_steps, steps
     )
   keep = lambda a: None if a is None else jnp.where(mask, a, jnp.nan)
-  u_records = {name: keep(getattr(recs, name))
-               for name in ("update_norm", "cos_angle", "step_size")}
+  u_names = ("update_norm", "cos_angle", "step_size")
   if carry.trace is not None:  # written in place, masked as they went
-    u_records = {name: carry.trace.get(name) for name in u_records}
+    u_records = {name: carry.trace.get(name) for name in u_names}
+  else:
+    u_records = {name: keep(getattr(recs, name)) for name in u_names}
   path = None
   if keep_path:
     path = jax.tree.map(

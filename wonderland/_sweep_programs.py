@@ -32,16 +32,15 @@ def _constrain(tree, sharding):
   )
 
 
-def _map_runs(one, sharding, block, runs, shared=()):
-  """``jax.vmap(one)`` over the leading run axis of ``runs``' leaves.
+def _map_blocks(one, sharding, block, runs, shared=()):
+  """``jax.vmap(one)`` over the leading run axis of ``runs``' leaves, in
+  blocks: each device computes its runs ``block`` at a time, one block after
+  another (``jax.lax.map`` of the vmapped block under a ``jax.shard_map``),
+  whatever the number of runs or devices.
 
   ``one(*run, *shared)``: ``shared`` (replicated scalars, the data) is the
-  same for every run. With ``block`` = B, each device computes its runs B at
-  a time, one block after another (``jax.lax.map`` of the vmapped block
-  under a ``jax.shard_map``), whatever the number of runs or devices.
+  same for every run.
   """
-  if block is None:
-    return jax.vmap(lambda *run: one(*run, *shared))(*runs)
 
   def local(runs, shared):
     n = jax.tree.leaves(runs)[0].shape[0]
@@ -192,8 +191,8 @@ def _sweep_program(
       c, value = finish(c, key_data, steps, data)
       return _result_one(c, value, evals, eval_steps)
 
-    out = _map_runs(one, sharding, block, (hparams, x0, keys),
-                    (steps, data, eval_steps))
+    out = _map_blocks(one, sharding, block, (hparams, x0, keys),
+                      (steps, data, eval_steps))
     return _place(out, layout, sharding.mesh, replicate)
 
   carry = _constrain(jax.vmap(init)(hparams, x0), sharding)
