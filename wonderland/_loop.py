@@ -157,6 +157,33 @@ def _check_point(carry: Carry, value, grad_norm, tol):
 _POINT_RECORDS = ("value", "grad_norm")
 
 
+@jax.custom_batching.custom_vmap
+def _put(buffer, value, slot):
+  """buffer with buffer[slot] = value (slot clamped into range)."""
+  return jax.lax.dynamic_update_index_in_dim(buffer, value, slot, 0)
+
+
+@_put.def_vmap
+def _put_batched(axis_size, in_batched, buffer, value, slot):
+  """Runs that share a slot write one column in place.
+
+  jax batches a dynamic update slice as a scatter, which XLA lowers to an
+  update guarded by a bounds check that reads the old column: scalar
+  kernels in every step, and, after the loop, a copy of the whole trace.
+  The same slot for every run is one dynamic update slice of the batch.
+  """
+  buffer_batched, value_batched, slot_batched = in_batched
+  if slot_batched:
+    return jax.vmap(_put.fun, in_axes=(0 if buffer_batched else None,
+                                       0 if value_batched else None,
+                                       0))(buffer, value, slot), True
+  if not buffer_batched:
+    buffer = jnp.broadcast_to(buffer, (axis_size, *buffer.shape))
+  if not value_batched:
+    value = jnp.broadcast_to(value, (axis_size, *jnp.shape(value)))
+  return jax.lax.dynamic_update_index_in_dim(buffer, value, slot, 1), True
+
+
 def write(carry: Carry, rec, slot, kept, advance=True) -> tuple[Carry, Any]:
   """Writes traced records at ``slot``, NaN where not ``kept``.
 
@@ -172,7 +199,7 @@ def write(carry: Carry, rec, slot, kept, advance=True) -> tuple[Carry, Any]:
     point = name in _POINT_RECORDS
     value = getattr(rec, name) if point else carry.held[name]
     value = jnp.where(kept, value, jnp.nan).astype(buffer.dtype)
-    trace[name] = jax.lax.dynamic_update_index_in_dim(buffer, value, slot, 0)
+    trace[name] = _put(buffer, value, slot)
     if not point and getattr(rec, name) is not None:
       held[name] = jnp.where(advance, getattr(rec, name).astype(buffer.dtype),
                              carry.held[name])
