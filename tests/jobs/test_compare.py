@@ -426,7 +426,6 @@ def test_own_optimizers_on_mccormick_make_a_report_for_a_paper(
   # ties to the smaller eta, then the earlier b1, then the fewest failures.
   records = [json.loads(line) for line in
              (tmp_path / "results.jsonl").read_text().splitlines()]
-  fstar = problems.get("mccormick").fmin
   lo, hi = (np.asarray(b) for b in problems.get("mccormick").bounds)
   left = [r for r in records if r["left_domain"]]
   assert {(r["optimizer"], r["learning_rate"], r["hparams"].get("b1"))
