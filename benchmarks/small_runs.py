@@ -11,7 +11,9 @@
    Targets: <= 1.2x each.
 2. ``minimize`` on 2-D Rosenbrock, S steps, per call, against a jitted optax
    scan called with a new x0 (the learning rate a constant in both), bare
-   and with the sweep's freeze: full trace and ``record=("value",)``.
+   and with the sweep's freeze, and with ``minimize``'s semantics written by
+   hand (freeze, counts, f at the last point): full trace and
+   ``record=("value",)``.
    Target: <= 1.3x. Two more scans show why ``minimize`` writes its trace
    in place: the same scan followed by one elementwise pass over its
    recorded f (XLA:CPU: tens of microseconds at S = 1000, erratic), and
@@ -68,6 +70,61 @@ def _scan(steps, with_norms, freeze=False):
   return run
 
 
+def _counted_scan(steps):
+  """A hand-written loop with ``minimize(record=("value",))``'s semantics.
+
+  The freeze of ``_scan``, plus what a single run returns: f(x_t) for
+  t = 1..S written in place one slot back (x_0 not recorded), f at the last
+  point, and the step count and divergence flag. The floor of what
+  ``minimize`` computes, without its generality.
+  """
+  opt = optax.sgd(1e-3, momentum=0.9)
+
+  def run(x0):
+    def body(carry, t):
+      x, state, trace, count, alive = carry
+      value, grad = jax.value_and_grad(rosenbrock)(x)
+      updates, state = opt.update(grad, state, x)
+      ok = alive & jnp.isfinite(value) & (value <= 1e30)
+      trace = trace.at[jnp.maximum(t - 1, 0)].set(
+          jnp.where(ok, value, jnp.nan))
+      count = count + (ok & (t > 0)).astype(jnp.int32)
+      return (jnp.where(ok, x + updates, x), state, trace, count, ok), None
+
+    carry = (x0, opt.init(x0), jnp.full((steps,), jnp.nan),
+             jnp.int32(0), jnp.bool_(True))
+    x, _, trace, count, alive = jax.lax.scan(
+        body, carry, jnp.arange(steps))[0]
+    last = rosenbrock(x)
+    ok = alive & jnp.isfinite(last) & (last <= 1e30)
+    trace = trace.at[-1].set(jnp.where(ok, last, jnp.nan))
+    return trace, count + ok.astype(jnp.int32), ~ok
+
+  return run
+
+
+def _program_of(call):
+  """The compiled program that ``call`` (a sweep) runs, without its Python.
+
+  Returns a function that runs the program with the same arguments.
+  """
+  from wonderland import _sweep as sweep_module  # pylint: disable=g-import-not-at-top
+
+  seen = {}
+  original = sweep_module.compile_and_run
+
+  def spy(jitted, timing, static, *args):
+    seen["run"] = lambda: jax.block_until_ready(jitted(*static, *args))
+    return original(jitted, timing, static, *args)
+
+  sweep_module.compile_and_run = spy
+  try:
+    call()
+  finally:
+    sweep_module.compile_and_run = original
+  return seen["run"]
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--quick", action="store_true")
@@ -85,6 +142,8 @@ def main():
   frozen = jax.jit(jax.vmap(_scan(steps, False, freeze=True),
                             in_axes=(0, None)))
   x = jnp.asarray(x0[0])
+  program = _program_of(lambda: sweep(rosenbrock, optax.sgd, grid, x0,
+                                      record=("value",), **kw))
   medians = time_alternating({
       "sweep, full trace": lambda: sweep(rosenbrock, optax.sgd, grid, x0,
                                          **kw).values,
@@ -93,6 +152,7 @@ def main():
                                            record=("value",), **kw).values,
       "vmapped scan, f": lambda: values_only(lrs, x),
       "vmapped scan, f, frozen": lambda: frozen(lrs, x),
+      "sweep, record=value, program": program,
       "sweep, record=value, 4 chunks": lambda: sweep(
           rosenbrock, optax.sgd, grid, x0, record=("value",),
           **{**kw, "chunk_steps": -(-steps // 4)}).values,
@@ -105,6 +165,10 @@ def main():
   print(f"  record=value: {medians['sweep, record=value'] / medians['vmapped scan, f, frozen']:.2f}x"
         f" the scan recording f with the same freeze; the freeze alone: "
         f"{medians['vmapped scan, f, frozen'] / medians['vmapped scan, f']:.2f}x")
+  print(f"  record=value: its compiled program alone "
+        f"{medians['sweep, record=value, program'] / medians['vmapped scan, f, frozen']:.2f}x"
+        f" the frozen scan; Python and dispatch around it "
+        f"{1e3 * (medians['sweep, record=value'] - medians['sweep, record=value, program']):.2f} ms")
   print(f"  4 chunks (a progress line after each) / one chunk: "
         f"{medians['sweep, record=value, 4 chunks'] / medians['sweep, record=value']:.2f}x")
 
@@ -114,6 +178,7 @@ def main():
   # 2026-12-02, cost the baseline more than the scan itself.)
   one = jax.jit(lambda x0: _scan(steps, False)(1e-3, x0))
   frozen_one = jax.jit(lambda x0: _scan(steps, False, freeze=True)(1e-3, x0))
+  counted_one = jax.jit(_counted_scan(steps))
   then_pass = jax.jit(lambda x0: 2.0 * _scan(steps, False)(1e-3, x0))
   then_write = jax.jit(
       lambda x0: _scan(steps, False)(1e-3, x0).at[-1].set(rosenbrock(x0)))
@@ -128,8 +193,9 @@ def main():
   medians = time_alternating({
       "jitted scan": lambda: one(nxt()),
       "jitted scan, frozen": lambda: frozen_one(nxt()),
+      "jitted scan, frozen, counted": lambda: counted_one(nxt())[0],
       "jitted scan, then 2 f": lambda: then_pass(nxt()),
-      "jitted scan, then f in its last slot": lambda: then_write(nxt()),
+      "jitted scan, then last slot": lambda: then_write(nxt()),
       "minimize, full trace": lambda: minimize(rosenbrock, opt, nxt(),
                                                steps=steps).values,
       "minimize, record=value": lambda: minimize(
