@@ -77,16 +77,17 @@ _STEP_SIZE_KEYS = ("step_size", "learning_rate")
 class Carry(NamedTuple):
   """The loop state before step t: the point x_{t-1} and what is known of it.
 
-  x_{t-1} is pending until f and grad f there are found healthy (at the start
-  of step t, or by ``finish`` after the last step); if they are not, the run
-  stops there.
+  x_{t-1} counts as reached once f and grad f there are found healthy (at
+  the start of step t, or by ``finish`` after the last step); if they are
+  not, the run stops there. Whether a step arrived at x_{t-1} (x_0 is not
+  arrived at; steps past the last do not move) follows from t, so the carry
+  holds no flag for it.
   """
 
   params: PyTree
   opt_state: optax.OptState
   # The counters; None for a run that keeps none (see ``step``).
   num_steps: jax.Array | None
-  pending: jax.Array | None
   diverged: jax.Array | None
   converged: jax.Array | None
   # One unit vector ~ (d,) per recorded curvature (the warm start of its
@@ -130,8 +131,10 @@ def _step_size(opt_state, dtype) -> jax.Array:
   return jnp.asarray(jnp.nan, dtype)
 
 
-def _check_point(carry: Carry, value, grad_norm, tol):
+def _check_point(carry: Carry, value, grad_norm, tol, arrived):
   """Checks carry.params from f and ||grad f|| there; stops the run if bad.
+
+  ``arrived``: whether a step arrived at carry.params (see ``step``).
 
   Returns:
     ``(carry, may_move, counted)``: the carry with num_steps, diverged and
@@ -144,7 +147,7 @@ def _check_point(carry: Carry, value, grad_norm, tol):
   converged = carry.converged
   if tol is not None:
     converged = converged | (ok & (grad_norm <= tol))
-  counted = ok & carry.pending
+  counted = ok & arrived
   carry = carry._replace(
       num_steps=carry.num_steps + counted.astype(jnp.int32),
       diverged=carry.diverged | (running & ~ok),
@@ -224,8 +227,8 @@ def init_carry(optimizer, x0, record=RECORDS, trace=None,
     trace: None (``_scan.scan_steps`` returns the records), or ``(steps,
       dtype)``: the carry holds the trace f(x_t) (and ||grad f(x_t)|| if
       recorded), t = 1..steps, written in place (see ``step``).
-    counters: False keeps no counters (num_steps, pending, diverged,
-      converged are None): only with a trace, for the runs ``lean`` allows.
+    counters: False keeps no counters (num_steps, diverged, converged are
+      None): only with a trace, for the runs ``lean`` allows.
   """
   false = jnp.bool_(False)
   names = curvatures(record)
@@ -239,7 +242,6 @@ def init_carry(optimizer, x0, record=RECORDS, trace=None,
       params=x0,
       opt_state=optimizer.init(x0),
       num_steps=jnp.zeros((), jnp.int32) if counters else None,
-      pending=false if counters else None,
       diverged=false if counters else None,
       converged=false if counters else None,
       eigvecs=tuple(lanczos.start_vector(x0) for _ in names) or None,
@@ -269,7 +271,8 @@ def probe_curvatures(f, carry: Carry, record, iters, precondition):
   return carry._replace(eigvecs=tuple(vectors)), out
 
 
-def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
+def step(f, optimizer, carry: Carry, can_move, arrived, tol,
+         record=RECORDS):
   """Checks x_{t-1} and takes the step x_t = x_{t-1} + u_t from it.
 
   Step t evaluates f and grad f once, at x_{t-1}: they check x_{t-1} (the
@@ -307,6 +310,9 @@ def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
     optimizer: a ``GradientTransformationExtraArgs``.
     carry: the loop state before step t.
     can_move: a bool scalar; False makes the step only check x_{t-1}.
+    arrived: a bool scalar: whether step t - 1 arrived at x_{t-1}, that is,
+      t > 1 and step t - 1 could move (a stopped run's flags say the rest):
+      only then does x_{t-1} count as reached.
     tol: None, or the tolerance on ||grad f(x_{t-1})|| that marks
       convergence (needs ``grad_norm`` in ``record``).
     record: the names of ``RECORDS`` to record; ``value`` always is.
@@ -331,7 +337,8 @@ def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
     if carry.num_steps is None:
       may_move = counted = healthy(value, None)
     else:
-      carry, may_move, counted = _check_point(carry, value, None, tol)
+      carry, may_move, counted = _check_point(carry, value, None, tol,
+                                              arrived)
     moved = may_move & can_move
     params = jax.tree.map(
         lambda x, u: jnp.where(moved, (x + u).astype(x.dtype), x),
@@ -342,12 +349,11 @@ def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
       step_size = jnp.where(moved, _step_size(opt_state, dtype), nan)
     rec = Record(value, None, None, None, step_size, params)
     carry = carry._replace(params=params, opt_state=opt_state)
-    if carry.num_steps is not None:
-      carry = carry._replace(pending=moved)
     return carry, rec, counted
   uu, ug, gg = _sums(updates, grad)
   grad_norm, update_norm = jnp.sqrt(gg), jnp.sqrt(uu)
-  carry, may_move, counted = _check_point(carry, value, grad_norm, tol)
+  carry, may_move, counted = _check_point(carry, value, grad_norm, tol,
+                                          arrived)
   move = may_move & can_move
   moved = move & jnp.isfinite(update_norm)
   params = jax.tree.map(
@@ -374,14 +380,16 @@ def step(f, optimizer, carry: Carry, can_move, tol, record=RECORDS):
   carry = carry._replace(
       params=params,
       opt_state=opt_state,
-      pending=moved,
       diverged=carry.diverged | (move & ~moved),
   )
   return carry, rec, counted
 
 
-def finish(f, carry: Carry, tol, record=RECORDS):
+def finish(f, carry: Carry, tol, record=RECORDS, arrived=True):
   """Checks the last point after the loop; shared with ``wonderland.sweep``.
+
+  ``arrived``: False where the loop went past the last step and so has
+  already checked (and counted) the last point.
 
   Returns:
     ``(carry, value, grad_norm)``: the final state (diverged set if f or
@@ -397,17 +405,15 @@ def finish(f, carry: Carry, tol, record=RECORDS):
     grad_norm = None
   elif _NORMS.isdisjoint(record):
     value = f(carry.params)
-    carry, _, _ = _check_point(carry, value, None, tol)
+    carry, _, _ = _check_point(carry, value, None, tol, arrived)
     grad_norm = None
   else:
     value, grad = jax.value_and_grad(f)(carry.params)
     gg = _sums(grad, grad)[0]
     grad_norm = jnp.sqrt(gg).astype(jnp.result_type(value))
-    carry, _, _ = _check_point(carry, value, grad_norm, tol)
-  if carry.num_steps is not None:
-    carry = carry._replace(pending=jnp.bool_(False))
-    if carry.trace is not None:
-      kept = carry.num_steps == carry.trace["value"].shape[0]
+    carry, _, _ = _check_point(carry, value, grad_norm, tol, arrived)
+  if carry.num_steps is not None and carry.trace is not None:
+    kept = carry.num_steps == carry.trace["value"].shape[0]
   if carry.trace is None:
     return carry, value, grad_norm
   last = Record(value, grad_norm, None, None, None, None)

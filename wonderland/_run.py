@@ -164,7 +164,7 @@ def _minimize_while(f, optimizer, x0, steps, tol, keep_path, record):
 
   def body(state):
     t, c, bufs = state
-    c, rec, _ = step(f, optimizer, c, jnp.bool_(True), tol, record)
+    c, rec, _ = step(f, optimizer, c, jnp.bool_(True), t >= 1, tol, record)
     rec = rec._replace(params=rec.params if keep_path else None)
     return t + 1, c, jax.tree.map(lambda b, r: b.at[t].set(r), bufs, rec)
 

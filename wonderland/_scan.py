@@ -78,14 +78,13 @@ def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
     every step (leaves ~ (length, ...)), and the evaluations (name ->
     ~ (length // every,)) or None.
   """
-  # A deterministic run of known length that keeps its records (not a
-  # trace in place) never reads t: scan without it, the plain loop.
-  uses_t = feed is not None or steps is not None or carry.trace is not None
-
   def body(c, t):
+    # Step t + 1 checks x_t, which step t arrived at if t >= 1 and t - 1 <
+    # steps (a step past the last does not move).
     can_move = jnp.bool_(True) if steps is None else t < steps
+    arrived = t >= 1 if steps is None else (t >= 1) & (t <= steps)
     c, rec, counted = step(objective(f, feed, t), optimizer, c, can_move,
-                           None, record)
+                           arrived, None, record)
     if c.trace is not None:
       # Step t + 1 records x_t, the trace's slot t - 1. Step 1's x_0 goes to
       # slot 0, which step 2 overwrites; a step past the last (t >= steps)
@@ -95,8 +94,8 @@ def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
     return c, rec if keep_params else rec._replace(params=None)
 
   def run(c, first, n):
-    ts = first + jnp.arange(n, dtype=jnp.int32) if uses_t else None
-    return jax.lax.scan(body, c, ts, length=n)
+    ts = first + jnp.arange(n, dtype=jnp.int32)
+    return jax.lax.scan(body, c, ts)
 
   if every is None:
     carry, records = run(carry, t0, length)

@@ -107,13 +107,14 @@ def _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every, record,
   return one
 
 
-def _finish_one(f, spec, record):
+def _finish_one(f, spec, record, exact):
   """One run's last check: ``(c, key_data, steps, data) -> (c, f)``, f at
-  the last point, NaN unless the run took every step."""
+  the last point, NaN unless the run took every step. Chunks that overshoot
+  (not ``exact``) have already checked the last point."""
 
   def one(c, key_data, steps, data):
     last = _scan.objective(f, _feed(spec, data, key_data), steps)
-    c, value, _ = _loop.finish(last, c, None, record)
+    c, value, _ = _loop.finish(last, c, None, record, arrived=exact)
     return c, value
 
   return one
@@ -182,7 +183,7 @@ def _sweep_program(
   init = _init_one(make_optimizer, fixed, record, trace, counters)
   run = _chunk_one(f, make_optimizer, fixed, chunk, spec, evaluate, every,
                    record, sharpness_iters, exact)
-  finish = _finish_one(f, spec, record)
+  finish = _finish_one(f, spec, record, exact)
   zero = jnp.zeros((), jnp.int32)
 
   if block is not None:
