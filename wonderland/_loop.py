@@ -33,9 +33,8 @@ Divergence. Step t knows x_{t-1}, f(x_{t-1}), grad f(x_{t-1}) and u_t:
 - else if u_t is not finite, the run stops at x_{t-1}, without applying u_t;
 - else x_t = x_{t-1} + u_t.
 
-"Finite" is judged from the norms: the check reads ||grad f|| and ||u_t|| off
-the trace's sums of squares (no extra pass over memory), which are taken in
-at least float32. So a gradient or update whose norm exceeds what the sum's
+"Finite" is judged from the trace's sums of squares ||grad f||^2 and
+||u_t||^2 (no extra pass over memory), which are taken in at least float32. So a gradient or update whose norm exceeds what the sum's
 dtype holds (about 1.8e19 in float32) counts as not finite, although each of
 its entries is.
 
@@ -116,10 +115,11 @@ class Record(NamedTuple):
   params: PyTree
 
 
-def healthy(value, grad_norm=None):
-  """f (and ||grad f||) finite, f at most ``DIVERGENCE_THRESHOLD``."""
+def healthy(value, grad_sq=None):
+  """f (and ||grad f||^2 = ``grad_sq``) finite, f at most
+  ``DIVERGENCE_THRESHOLD``."""
   ok = jnp.isfinite(value) & (value <= DIVERGENCE_THRESHOLD)
-  return ok if grad_norm is None else ok & jnp.isfinite(grad_norm)
+  return ok if grad_sq is None else ok & jnp.isfinite(grad_sq)
 
 
 def _step_size(opt_state, dtype) -> jax.Array:
@@ -131,8 +131,12 @@ def _step_size(opt_state, dtype) -> jax.Array:
   return jnp.asarray(jnp.nan, dtype)
 
 
-def _check_point(carry: Carry, value, grad_norm, tol, arrived):
-  """Checks carry.params from f and ||grad f|| there; stops the run if bad.
+def _check_point(carry: Carry, value, grad_sq, tol, arrived):
+  """Checks carry.params from f and ||grad f||^2 there; stops the run if bad.
+
+  The checks read squared norms: a sum of squares is finite exactly where
+  its square root is, and the root is then taken only where it is recorded
+  (XLA fuses it into the trace's write instead of a kernel of its own).
 
   ``arrived``: whether a step arrived at carry.params (see ``step``).
 
@@ -143,10 +147,10 @@ def _check_point(carry: Carry, value, grad_norm, tol, arrived):
     running and arrived at by a step: its records belong to the trace).
   """
   running = ~carry.diverged & ~carry.converged
-  ok = running & healthy(value, grad_norm)
+  ok = running & healthy(value, grad_sq)
   converged = carry.converged
   if tol is not None:
-    converged = converged | (ok & (grad_norm <= tol))
+    converged = converged | (ok & (jnp.sqrt(grad_sq) <= tol))
   counted = ok & arrived
   carry = carry._replace(
       num_steps=carry.num_steps + counted.astype(jnp.int32),
@@ -352,10 +356,9 @@ def step(f, optimizer, carry: Carry, can_move, arrived, tol,
     return carry, rec, counted
   uu, ug, gg = _sums(updates, grad)
   grad_norm, update_norm = jnp.sqrt(gg), jnp.sqrt(uu)
-  carry, may_move, counted = _check_point(carry, value, grad_norm, tol,
-                                          arrived)
+  carry, may_move, counted = _check_point(carry, value, gg, tol, arrived)
   move = may_move & can_move
-  moved = move & jnp.isfinite(update_norm)
+  moved = move & jnp.isfinite(uu)
   params = jax.tree.map(
       lambda x, u: jnp.where(moved, (x + u).astype(x.dtype), x),
       carry.params, updates,
@@ -411,7 +414,7 @@ def finish(f, carry: Carry, tol, record=RECORDS, arrived=True):
     value, grad = jax.value_and_grad(f)(carry.params)
     gg = _sums(grad, grad)[0]
     grad_norm = jnp.sqrt(gg).astype(jnp.result_type(value))
-    carry, _, _ = _check_point(carry, value, grad_norm, tol, arrived)
+    carry, _, _ = _check_point(carry, value, gg, tol, arrived)
   if carry.num_steps is not None and carry.trace is not None:
     kept = carry.num_steps == carry.trace["value"].shape[0]
   if carry.trace is None:
