@@ -433,3 +433,37 @@ def test_a_cached_call_does_not_trace_f_again():
   assert not np.array_equal(first.values, second.values)
   with pytest.raises(ValueError, match="f must return a scalar"):
     minimize(lambda x: x, optimizer, X0, steps=5)
+
+
+def test_a_call_with_new_values_of_the_same_shapes_skips_the_checks(
+    monkeypatch):
+  # The checks' conclusions are remembered by what they read: f, the
+  # optimizer, x0's structure, types, shapes and dtypes, and the other
+  # arguments. New values of x0 (or of tol) go straight to the program;
+  # anything else the checks read is checked again, and refused as before.
+  from wonderland import _checks  # pylint: disable=g-import-not-at-top
+
+  checked = []
+  float_tree = _checks.float_tree
+  monkeypatch.setattr(_checks, "float_tree",
+                      lambda *a, **k: (checked.append(1), float_tree(*a, **k)))
+  f = lambda x: quadratic(x)
+  optimizer = optax.sgd(0.1)
+  first = minimize(f, optimizer, X0, steps=7, tol=1e-9)
+  assert len(checked) == 1
+  second = minimize(f, optimizer, X0 + 1.0, steps=7, tol=1e-8)
+  assert len(checked) == 1
+  assert not np.array_equal(first.values, second.values)
+  np.testing.assert_array_equal(
+      second.values, minimize(lambda x: quadratic(x), optimizer, X0 + 1.0,
+                              steps=7, tol=1e-8).values)
+  with pytest.raises(ValueError, match=r"tol must be None or a finite number"):
+    minimize(f, optimizer, X0, steps=7, tol=-1.0)
+  minimize(f, optimizer, np.asarray(X0, np.float64), steps=7, tol=1e-9)
+  assert len(checked) == 3  # a new dtype, and the new lambda above
+  with pytest.raises(ValueError, match="x0 must hold floating-point arrays"):
+    minimize(f, optimizer, np.zeros(3, np.int32), steps=7, tol=1e-9)
+  with pytest.raises(ValueError, match="steps must be"):
+    minimize(f, optimizer, X0, steps=7.0, tol=1e-9)  # a float 7.0 is not 7
+  with pytest.raises(ValueError, match="keep_path must be"):
+    minimize(f, optimizer, X0, steps=7, tol=1e-9, keep_path=1)

@@ -36,6 +36,7 @@ step that reached a blown-up point on) are NaN in every per-step array and in
 
 from __future__ import annotations
 
+import collections
 import math
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -252,6 +253,68 @@ _minimize_jit = jax.jit(
 )
 
 
+# What the checks of a call concluded, by what they read (see ``_signature``):
+# a second call with new values of the same shapes skips them.
+_CHECKED: collections.OrderedDict = collections.OrderedDict()
+_CHECKED_SIZE = 256
+
+
+def _signature(f, optimizer, x0, steps, has_tol, keep_path, data, batch_size,
+               key, evaluate, eval_every, record, sharpness_iters):
+  """Everything ``_check_call`` reads, as a hashable key, or None.
+
+  x0 enters by its structure and its leaves' types, shapes and dtypes (the
+  checks read no value of it); each Python argument by its type and value.
+  Stochastic calls (their data's shapes, their key) and arguments that do
+  not hash are checked in full every time (None).
+  """
+  if data is not None or key is not None:
+    return None
+  leaves, treedef = jax.tree.flatten(x0)
+  typed = lambda v: (type(v), v)
+  signature = (
+      f, optimizer, evaluate, treedef,
+      tuple((type(a), getattr(a, "shape", None), getattr(a, "dtype", None))
+            for a in leaves),
+      typed(steps), has_tol, typed(keep_path), typed(batch_size),
+      typed(eval_every), typed(sharpness_iters),
+      type(record), tuple(typed(r) for r in record)
+      if isinstance(record, tuple) else record,
+  )
+  try:
+    hash(signature)
+  except TypeError:
+    return None
+  return signature
+
+
+def _check_call(f, optimizer, x0, steps, tol, keep_path, data, batch_size,
+                key, evaluate, eval_every, record, sharpness_iters):
+  """``minimize``'s checks of everything but tol's value.
+
+  Returns:
+    ``(steps, keep_path, record, sharpness_iters, batch_size, every)`` as
+    the compiled program takes them.
+  """
+  steps = _checks.integer("steps", steps, maximum=_checks.INT32_MAX)
+  keep_path = _checks.boolean("keep_path", keep_path)
+  record = _checks.records(record, RECORDS + CURVATURES,
+                           needs_grad_norm=tol is not None)
+  sharpness_iters = _checks.integer("sharpness_iters", sharpness_iters,
+                                    maximum=_checks.INT32_MAX)
+  _checks.transformation(optimizer)
+  _checks.function(f, "f", what="a callable objective", hashable=True)
+  _checks.float_tree(x0, "x0")
+  batch_size, every = _checks.stochastic(
+      x0, steps=steps, tol=tol, data=data, batch_size=batch_size, key=key,
+      evaluate=evaluate, eval_every=eval_every, trace_evaluate=False,
+      probes=_loop.curvatures(record),
+  )
+  if "preconditioned_sharpness" in record:
+    preconditioning.preconditioned_state(jax.eval_shape(optimizer.init, x0))
+  return steps, keep_path, record, sharpness_iters, batch_size, every
+
+
 def minimize(
     f: Callable[..., jax.Array],
     optimizer: optax.GradientTransformation,
@@ -322,7 +385,10 @@ def minimize(
   The program is cached by jax for the same ``f``, ``optimizer`` and
   ``evaluate`` objects and shapes; a new optimizer object (``optax.sgd(0.2)``
   built again) compiles again: to compare hyperparameters, use
-  ``wonderland.sweep``.
+  ``wonderland.sweep``. The argument checks are remembered the same way (by
+  those objects, x0's structure, shapes and dtypes, and the other arguments;
+  not for stochastic runs): a second call with new values of x0 or tol
+  checks tol and dispatches.
 
   Args:
     f: the objective, a function of a pytree like x0 (and of a batch, with
@@ -372,28 +438,25 @@ def minimize(
     >>> bool(trace.converged)
     True
   """
-  steps = _checks.integer("steps", steps, maximum=_checks.INT32_MAX)
   if tol is not None:
     given, tol = tol, _checks.real_scalar(tol)
     if tol is None or not math.isfinite(tol) or tol < 0:
       raise ValueError(
           f"tol must be None or a finite number >= 0, got {given!r}."
       )
-  keep_path = _checks.boolean("keep_path", keep_path)
-  record = _checks.records(record, RECORDS + CURVATURES,
-                           needs_grad_norm=tol is not None)
-  sharpness_iters = _checks.integer("sharpness_iters", sharpness_iters,
-                                    maximum=_checks.INT32_MAX)
-  _checks.transformation(optimizer)
-  _checks.function(f, "f", what="a callable objective", hashable=True)
-  _checks.float_tree(x0, "x0")
-  batch_size, every = _checks.stochastic(
-      x0, steps=steps, tol=tol, data=data, batch_size=batch_size, key=key,
-      evaluate=evaluate, eval_every=eval_every, trace_evaluate=False,
-      probes=_loop.curvatures(record),
-  )
-  if "preconditioned_sharpness" in record:
-    preconditioning.preconditioned_state(jax.eval_shape(optimizer.init, x0))
+  signature = _signature(f, optimizer, x0, steps, tol is not None, keep_path,
+                         data, batch_size, key, evaluate, eval_every, record,
+                         sharpness_iters)
+  checked = _CHECKED.get(signature) if signature is not None else None
+  if checked is None:
+    checked = _check_call(f, optimizer, x0, steps, tol, keep_path, data,
+                          batch_size, key, evaluate, eval_every, record,
+                          sharpness_iters)
+    if signature is not None:
+      _CHECKED[signature] = checked
+      if len(_CHECKED) > _CHECKED_SIZE:
+        _CHECKED.popitem(last=False)
+  steps, keep_path, record, sharpness_iters, batch_size, every = checked
   if data is not None:
     data = jax.tree.map(jnp.asarray, data)
   return _minimize_jit(
