@@ -49,15 +49,13 @@ from wonderland import _loop
 from wonderland._loop import CURVATURES
 from wonderland._loop import DIVERGENCE_THRESHOLD
 from wonderland._loop import finish
-from wonderland._loop import init_carry
-from wonderland._loop import Record
 from wonderland._loop import RECORDS
 from wonderland._loop import shift_records
-from wonderland._loop import step
 from wonderland._scan import evaluation_steps
 from wonderland._scan import Feed
 from wonderland._scan import objective
-from wonderland._scan import scan_steps
+from wonderland._scan import scan_run
+from wonderland._scan import while_run
 from wonderland.landscape import preconditioning
 
 __all__ = ["Trace", "minimize", "DIVERGENCE_THRESHOLD"]
@@ -114,67 +112,6 @@ class Trace(NamedTuple):
 
 
 
-def _minimize_scan(f, optimizer, x0, steps, keep_path, feed, evaluate, every,
-                   record, sharpness_iters, dtype):
-  """All steps as scans; with evaluations, blocks of ``every`` then the rest.
-
-  The recorded f, ||grad f||, ||u_t||, cosines and step sizes are written
-  into the carry's trace as the steps go (``wonderland._loop.write``); the
-  path, if kept, is stacked.
-  """
-  carry = init_carry(optimizer, x0, record, trace=(steps, dtype))
-  kw = dict(feed=feed, keep_params=keep_path, record=record,
-            sharpness_iters=sharpness_iters,
-            precondition=preconditioning.preconditioner_diag)
-  if every is None:
-    carry, records, _ = scan_steps(f, optimizer, carry, 0, steps, **kw)
-    return carry, records, None
-  full = steps - steps % every
-  parts, evals = [], []
-  if full:
-    carry, records, e = scan_steps(f, optimizer, carry, 0, full,
-                                   evaluate=evaluate, every=every, **kw)
-    parts.append(records)
-    evals.append(e)
-  if full < steps:
-    rest = steps - full
-    carry, records, e = scan_steps(f, optimizer, carry, full, rest,
-                                   evaluate=evaluate, every=rest, **kw)
-    parts.append(records)
-    evals.append(e)
-  concat = lambda *a: jnp.concatenate(a, axis=0)
-  return (carry, jax.tree.map(concat, *parts),
-          jax.tree.map(concat, *evals))
-
-
-def _minimize_while(f, optimizer, x0, steps, tol, keep_path, record):
-  carry = init_carry(optimizer, x0)
-  # Step t is written at t - 1.
-  nan = jnp.full((steps,), jnp.nan, jax.eval_shape(f, x0).dtype)
-  path = None
-  if keep_path:
-    path = jax.tree.map(
-        lambda a: jnp.full((steps, *jnp.shape(a)), jnp.nan, a.dtype), x0
-    )
-  buffers = Record(*(nan if name in record else None for name in RECORDS),
-                   path)
-
-  def cond(state):
-    t, c, _ = state
-    return (t < steps) & ~c.diverged & ~c.converged
-
-  def body(state):
-    t, c, bufs = state
-    c, rec, _ = step(f, optimizer, c, jnp.bool_(True), t >= 1, tol, record)
-    rec = rec._replace(params=rec.params if keep_path else None)
-    return t + 1, c, jax.tree.map(lambda b, r: b.at[t].set(r), bufs, rec)
-
-  _, carry, recs = jax.lax.while_loop(
-      cond, body, (jnp.zeros((), jnp.int32), carry, buffers)
-  )
-  return carry, recs
-
-
 def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
                    has_tol, keep_path, batch_size, every, record,
                    sharpness_iters):
@@ -192,10 +129,10 @@ def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
   optimizer = optax.with_extra_args_support(optimizer)
   evals = None
   if has_tol:
-    carry, recs = _minimize_while(f, optimizer, x0, steps, tol, keep_path,
+    carry, recs = while_run(f, optimizer, x0, steps, tol, keep_path,
                                   record)
   else:
-    carry, recs, evals = _minimize_scan(f, optimizer, x0, steps, keep_path,
+    carry, recs, evals = scan_run(f, optimizer, x0, steps, keep_path,
                                         feed, evaluate, every, record,
                                         sharpness_iters, dtype)
   last = objective(f, feed, jnp.asarray(steps, jnp.int32))

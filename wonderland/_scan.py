@@ -5,7 +5,8 @@ deterministic or on minibatches (``Feed``, ``objective``), with evaluations
 and curvature probes every ``every`` steps (``evaluation_steps`` says which),
 and, with a carry that holds a trace, writing the trace in place. Shared by
 ``wonderland.minimize``, ``wonderland.sweep`` (vmapped) and
-``wonderland.batching.run_cells``.
+``wonderland.batching.run_cells``. ``scan_run`` and ``while_run`` are
+``minimize``'s two runs: of fixed length, and until a tolerance.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import numpy as np
 
 from wonderland._loop import Carry
 from wonderland._loop import curvatures
+from wonderland._loop import init_carry
 from wonderland._loop import probe_curvatures
+from wonderland._loop import Record
 from wonderland._loop import RECORDS
 from wonderland._loop import step
 from wonderland._loop import write
+from wonderland.landscape import preconditioning
 
 PyTree = Any
 
@@ -126,3 +130,68 @@ def evaluation_steps(steps: int, every: int) -> np.ndarray:
   if not ends.size or ends[-1] != steps:
     ends = np.append(ends, steps)
   return ends.astype(np.int32)
+
+
+def scan_run(f, optimizer, x0, steps, keep_path, feed, evaluate, every,
+             record, sharpness_iters, dtype):
+  """``minimize``'s run of fixed length: all steps as scans; with
+  evaluations, blocks of ``every`` then the rest.
+
+  The recorded f, ||grad f||, ||u_t||, cosines and step sizes are written
+  into the carry's trace as the steps go (``wonderland._loop.write``); the
+  path, if kept, is stacked.
+  """
+  carry = init_carry(optimizer, x0, record, trace=(steps, dtype))
+  kw = dict(feed=feed, keep_params=keep_path, record=record,
+            sharpness_iters=sharpness_iters,
+            precondition=preconditioning.preconditioner_diag)
+  if every is None:
+    carry, records, _ = scan_steps(f, optimizer, carry, 0, steps, **kw)
+    return carry, records, None
+  full = steps - steps % every
+  parts, evals = [], []
+  if full:
+    carry, records, e = scan_steps(f, optimizer, carry, 0, full,
+                                   evaluate=evaluate, every=every, **kw)
+    parts.append(records)
+    evals.append(e)
+  if full < steps:
+    rest = steps - full
+    carry, records, e = scan_steps(f, optimizer, carry, full, rest,
+                                   evaluate=evaluate, every=rest, **kw)
+    parts.append(records)
+    evals.append(e)
+  concat = lambda *a: jnp.concatenate(a, axis=0)
+  return (carry, jax.tree.map(concat, *parts),
+          jax.tree.map(concat, *evals))
+
+
+def while_run(f, optimizer, x0, steps, tol, keep_path, record):
+  """``minimize``'s run with a tol: a ``lax.while_loop`` that stops when
+  ||grad f(x_{t-1})|| <= tol (or a run stops, or after ``steps``), its
+  records written at t - 1 into buffers of ``steps``."""
+  carry = init_carry(optimizer, x0)
+  # Step t is written at t - 1.
+  nan = jnp.full((steps,), jnp.nan, jax.eval_shape(f, x0).dtype)
+  path = None
+  if keep_path:
+    path = jax.tree.map(
+        lambda a: jnp.full((steps, *jnp.shape(a)), jnp.nan, a.dtype), x0
+    )
+  buffers = Record(*(nan if name in record else None for name in RECORDS),
+                   path)
+
+  def cond(state):
+    t, c, _ = state
+    return (t < steps) & ~c.diverged & ~c.converged
+
+  def body(state):
+    t, c, bufs = state
+    c, rec, _ = step(f, optimizer, c, jnp.bool_(True), t >= 1, tol, record)
+    rec = rec._replace(params=rec.params if keep_path else None)
+    return t + 1, c, jax.tree.map(lambda b, r: b.at[t].set(r), bufs, rec)
+
+  _, carry, recs = jax.lax.while_loop(
+      cond, body, (jnp.zeros((), jnp.int32), carry, buffers)
+  )
+  return carry, recs
