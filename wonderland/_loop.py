@@ -34,9 +34,9 @@ Divergence. Step t knows x_{t-1}, f(x_{t-1}), grad f(x_{t-1}) and u_t:
 - else x_t = x_{t-1} + u_t.
 
 "Finite" is judged from the trace's sums of squares ||grad f||^2 and
-||u_t||^2 (no extra pass over memory), which are taken in at least float32. So a gradient or update whose norm exceeds what the sum's
-dtype holds (about 1.8e19 in float32) counts as not finite, although each of
-its entries is.
+||u_t||^2 (no extra pass over memory), which are taken in at least float32.
+So a gradient or update whose norm exceeds what the sum's dtype holds (about
+1.8e19 in float32) counts as not finite, although each of its entries is.
 
 A stop sets ``diverged`` and the run makes no further progress (the optimizer
 state is not rolled back: it is never used again). No non-finite update is
@@ -299,8 +299,8 @@ def step(f, optimizer, carry: Carry, can_move, arrived, tol,
   counts as reached (NaN elsewhere), written in place one slot back by
   ``_scan.scan_steps``, and ``finish`` writes the last point's: the trace
   comes out of the loop shifted and masked, with no pass over it after the
-  loop. A carry without counters (values-only records, f deterministic, no tol: ``lean``)
-  takes the step x_t = where(f(x_{t-1}) healthy, x_{t-1} + u_t, x_{t-1})
+  loop. A carry without counters (values-only records, f deterministic, no
+  tol: ``lean``) takes the step x_t = where(f(x_{t-1}) healthy, x_{t-1} + u_t, x_{t-1})
   and counts a point as reached where f is healthy there: a stopped run
   stays where f blew up, and f stays bad there, so its records are NaN from
   the stop on, as the counters would have made them.
