@@ -85,7 +85,8 @@ class Carry(NamedTuple):
 
   params: PyTree
   opt_state: optax.OptState
-  # The counters; None for a run that keeps none (see ``step``).
+  # The counters; None for a run that keeps none (see ``step``); num_steps
+  # also None for a run whose caller needs no count (``init_carry``).
   num_steps: jax.Array | None
   diverged: jax.Array | None
   converged: jax.Array | None
@@ -153,10 +154,12 @@ def _check_point(carry: Carry, value, grad_sq, tol, arrived):
     converged = converged | (ok & (jnp.sqrt(grad_sq) <= tol))
   counted = ok & arrived
   carry = carry._replace(
-      num_steps=carry.num_steps + counted.astype(jnp.int32),
       diverged=carry.diverged | (running & ~ok),
       converged=converged,
   )
+  if carry.num_steps is not None:
+    carry = carry._replace(
+        num_steps=carry.num_steps + counted.astype(jnp.int32))
   return carry, ok & ~converged, counted
 
 
@@ -221,7 +224,7 @@ def curvatures(record) -> tuple[str, ...]:
 
 
 def init_carry(optimizer, x0, record=RECORDS, trace=None,
-               counters=True) -> Carry:
+               counters="all") -> Carry:
   """The loop state before step 1; shared with ``wonderland.sweep``.
 
   Args:
@@ -231,9 +234,16 @@ def init_carry(optimizer, x0, record=RECORDS, trace=None,
     trace: None (``_scan.scan_steps`` returns the records), or ``(steps,
       dtype)``: the carry holds the trace f(x_t) (and ||grad f(x_t)|| if
       recorded), t = 1..steps, written in place (see ``step``).
-    counters: False keeps no counters (num_steps, diverged, converged are
-      None): only with a trace, for the runs ``lean`` allows.
+    counters: ``"all"``; ``"flags"``, no step count (num_steps None) for a
+      run without tol whose caller needs none (a sweep's: with a trace, the
+      last point counts iff the run never stopped); or ``"none"``, no
+      counters at all (num_steps, diverged, converged None), only with a
+      trace, for the runs ``lean`` allows.
   """
+  if counters not in ("all", "flags", "none"):
+    raise ValueError(f"counters must be 'all', 'flags' or 'none', got "
+                     f"{counters!r}.")
+  flags = counters != "none"
   false = jnp.bool_(False)
   names = curvatures(record)
   buffers = held = None
@@ -245,9 +255,9 @@ def init_carry(optimizer, x0, record=RECORDS, trace=None,
   return Carry(
       params=x0,
       opt_state=optimizer.init(x0),
-      num_steps=jnp.zeros((), jnp.int32) if counters else None,
-      diverged=false if counters else None,
-      converged=false if counters else None,
+      num_steps=jnp.zeros((), jnp.int32) if counters == "all" else None,
+      diverged=false if flags else None,
+      converged=false if flags else None,
       eigvecs=tuple(lanczos.start_vector(x0) for _ in names) or None,
       trace=buffers,
       held=held,
@@ -338,7 +348,7 @@ def step(f, optimizer, carry: Carry, can_move, arrived, tol,
   dtype = jnp.result_type(value)
   nan = jnp.asarray(jnp.nan, dtype)
   if _NORMS.isdisjoint(record):
-    if carry.num_steps is None:
+    if carry.diverged is None:
       may_move = counted = healthy(value, None)
     else:
       carry, may_move, counted = _check_point(carry, value, None, tol,
@@ -402,7 +412,7 @@ def finish(f, carry: Carry, tol, record=RECORDS, arrived=True):
     returned NaN unless x_steps counts as reached, that is, unless the run
     took every step (see ``step``).
   """
-  if carry.num_steps is None:
+  if carry.diverged is None:
     value = f(carry.params)
     kept = healthy(value)
     grad_norm = None
@@ -415,8 +425,11 @@ def finish(f, carry: Carry, tol, record=RECORDS, arrived=True):
     gg = _sums(grad, grad)[0]
     grad_norm = jnp.sqrt(gg).astype(jnp.result_type(value))
     carry, _, _ = _check_point(carry, value, gg, tol, arrived)
-  if carry.num_steps is not None and carry.trace is not None:
-    kept = carry.num_steps == carry.trace["value"].shape[0]
+  if carry.diverged is not None and carry.trace is not None:
+    if carry.num_steps is None:  # no tol: x_steps counts iff no stop
+      kept = ~carry.diverged
+    else:
+      kept = carry.num_steps == carry.trace["value"].shape[0]
   if carry.trace is None:
     return carry, value, grad_norm
   last = Record(value, grad_norm, None, None, None, None)

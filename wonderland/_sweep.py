@@ -295,8 +295,9 @@ def sweep(
   # Chunks that end at `steps` exactly mask no step.
   exact = n_chunks * chunk == steps
   layout = (n_runs, (*grid_shape, n_seeds))
-  # Values-only deterministic runs keep no counters (_loop.lean).
-  counters = not _loop.lean(record, None, data is not None)
+  # A sweep needs no step count; values-only deterministic runs keep no
+  # counters at all (_loop.lean).
+  counters = "none" if _loop.lean(record, None, data is not None) else "flags"
   out_values, out_gnorms, out_params, out_diverged, out_evals = (
       compile_and_run(
           _programs.sweep_jit, timing,

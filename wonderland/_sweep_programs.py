@@ -74,8 +74,8 @@ def _precondition(fixed, hp):
 
 def _init_one(make_optimizer, fixed, record, trace, counters):
   """One run's loop state before step 1: ``(hp, x0) -> carry``, with the
-  trace, ``(steps, f's dtype)``, in place (and no counters where
-  ``wonderland._loop.lean``)."""
+  trace, ``(steps, f's dtype)``, in place, and ``counters`` as
+  ``wonderland._loop.init_carry`` takes them (a sweep keeps no step count)."""
 
   def one(hp, x):
     opt = _grid.traced_optimizer(make_optimizer, fixed, hp)
