@@ -323,7 +323,8 @@ def step(f, optimizer, carry: Carry, can_move, arrived, tol,
     f: the objective.
     optimizer: a ``GradientTransformationExtraArgs``.
     carry: the loop state before step t.
-    can_move: a bool scalar; False makes the step only check x_{t-1}.
+    can_move: a bool scalar, False to make the step only check x_{t-1}; or
+      the Python True where every step may move (a cheaper divergence flag).
     arrived: a bool scalar: whether step t - 1 arrived at x_{t-1}, that is,
       t > 1 and step t - 1 could move (a stopped run's flags say the rest):
       only then does x_{t-1} count as reached.
@@ -366,9 +367,21 @@ def step(f, optimizer, carry: Carry, can_move, arrived, tol,
     return carry, rec, counted
   uu, ug, gg = _sums(updates, grad)
   grad_norm, update_norm = jnp.sqrt(gg), jnp.sqrt(uu)
+  running, diverged = ~carry.diverged & ~carry.converged, carry.diverged
   carry, may_move, counted = _check_point(carry, value, gg, tol, arrived)
   move = may_move & can_move
   moved = move & jnp.isfinite(uu)
+  # A running run stops where it did not move, unless it holds (converged,
+  # or past the last step): one select on ``moved``. Without a tol and with
+  # every step moving (``can_move`` the Python True), nothing holds and the
+  # flag is where(running, ~moved, diverged), which XLA:CPU fuses with the
+  # step's own select on ``moved``; the general form costs a 2-D sweep
+  # 1.2-1.3x its step time (benchmarks/README.md).
+  if tol is None and can_move is True:
+    diverged = jnp.where(running, ~moved, diverged)
+  else:
+    holds = running & ~carry.diverged & ~move  # healthy, not moving
+    diverged = jnp.where(running, ~moved & ~holds, diverged)
   params = jax.tree.map(
       lambda x, u: jnp.where(moved, (x + u).astype(x.dtype), x),
       carry.params, updates,
@@ -390,11 +403,8 @@ def step(f, optimizer, carry: Carry, can_move, arrived, tol,
                      jnp.where(moved, _step_size(opt_state, dtype), nan)),
       params=params,
   )
-  carry = carry._replace(
-      params=params,
-      opt_state=opt_state,
-      diverged=carry.diverged | (move & ~moved),
-  )
+  carry = carry._replace(params=params, opt_state=opt_state,
+                         diverged=diverged)
   return carry, rec, counted
 
 

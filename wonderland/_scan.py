@@ -85,7 +85,7 @@ def scan_steps(f, optimizer, carry: Carry, t0, length: int, *, steps=None,
   def body(c, t):
     # Step t + 1 checks x_t, which step t arrived at if t >= 1 and t - 1 <
     # steps (a step past the last does not move).
-    can_move = jnp.bool_(True) if steps is None else t < steps
+    can_move = True if steps is None else t < steps
     arrived = t >= 1 if steps is None else (t >= 1) & (t <= steps)
     c, rec, counted = step(objective(f, feed, t), optimizer, c, can_move,
                            arrived, None, record)
