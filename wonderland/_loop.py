@@ -163,6 +163,24 @@ def _check_point(carry: Carry, value, grad_sq, tol, arrived):
   return carry, ok & ~converged, counted
 
 
+def _stopped(before: Carry, after: Carry, move, moved, tol, can_move):
+  """The divergence flag after a step, from the carry before its check.
+
+  A running run stops where it did not move, unless it holds (converged, or
+  past the last step): one select on ``moved``. Without a tol and with every
+  step moving (``can_move`` the Python True), nothing holds and the flag is
+  where(running, ~moved, diverged), which XLA:CPU fuses with the step's own
+  select on ``moved``. The same flag spelled diverged | (running & ~healthy)
+  | (move & ~moved) cost a 2-D full-trace sweep 1.2-1.5x its time
+  (benchmarks/README.md).
+  """
+  running = ~before.diverged & ~before.converged
+  if tol is None and can_move is True:
+    return jnp.where(running, ~moved, before.diverged)
+  holds = running & ~after.diverged & ~move  # healthy, not moving
+  return jnp.where(running, ~moved & ~holds, before.diverged)
+
+
 # Records of the point x_{t-1} a step checks; the others are records of u_t.
 _POINT_RECORDS = ("value", "grad_norm")
 
@@ -351,10 +369,14 @@ def step(f, optimizer, carry: Carry, can_move, arrived, tol,
   if _NORMS.isdisjoint(record):
     if carry.diverged is None:
       may_move = counted = healthy(value, None)
+      moved = may_move & can_move
     else:
+      before = carry
       carry, may_move, counted = _check_point(carry, value, None, tol,
                                               arrived)
-    moved = may_move & can_move
+      moved = may_move & can_move
+      carry = carry._replace(diverged=_stopped(before, carry, moved, moved,
+                                               tol, can_move))
     params = jax.tree.map(
         lambda x, u: jnp.where(moved, (x + u).astype(x.dtype), x),
         carry.params, updates,
@@ -367,21 +389,11 @@ def step(f, optimizer, carry: Carry, can_move, arrived, tol,
     return carry, rec, counted
   uu, ug, gg = _sums(updates, grad)
   grad_norm, update_norm = jnp.sqrt(gg), jnp.sqrt(uu)
-  running, diverged = ~carry.diverged & ~carry.converged, carry.diverged
+  before = carry
   carry, may_move, counted = _check_point(carry, value, gg, tol, arrived)
   move = may_move & can_move
   moved = move & jnp.isfinite(uu)
-  # A running run stops where it did not move, unless it holds (converged,
-  # or past the last step): one select on ``moved``. Without a tol and with
-  # every step moving (``can_move`` the Python True), nothing holds and the
-  # flag is where(running, ~moved, diverged), which XLA:CPU fuses with the
-  # step's own select on ``moved``; the general form costs a 2-D sweep
-  # 1.2-1.3x its step time (benchmarks/README.md).
-  if tol is None and can_move is True:
-    diverged = jnp.where(running, ~moved, diverged)
-  else:
-    holds = running & ~carry.diverged & ~move  # healthy, not moving
-    diverged = jnp.where(running, ~moved & ~holds, diverged)
+  diverged = _stopped(before, carry, move, moved, tol, can_move)
   params = jax.tree.map(
       lambda x, u: jnp.where(moved, (x + u).astype(x.dtype), x),
       carry.params, updates,
