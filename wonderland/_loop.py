@@ -6,10 +6,10 @@ update u_t = eta_t p_t, and step
     x_t = x_{t-1} + u_t.
 
 ``init_carry`` builds the loop state before step 1, ``step`` takes one step
-(and checks the point it leaves), ``finish`` checks the last point after the
-loop, and ``shift_records`` turns what the steps saw into the trace's
-f(x_t), t = 1..steps. ``wonderland.minimize`` runs them in one ``lax.scan`` or
-``lax.while_loop``; ``wonderland.sweep`` runs them under ``jax.vmap`` over
+(and checks the point it leaves), and ``finish`` checks the last point after
+the loop (``wonderland._scan`` drives them, and turns stacked step records
+into the trace's f(x_t), t = 1..steps). ``wonderland.minimize`` runs them in
+one ``lax.scan`` or ``lax.while_loop``; ``wonderland.sweep`` runs them under ``jax.vmap`` over
 every grid point and seed, so that a sweep cell takes the steps of the
 matching single run (the same arithmetic; the bits may differ by float32
 rounding between programs of different shapes, see
@@ -282,27 +282,6 @@ def init_carry(optimizer, x0, record=RECORDS, trace=None,
   )
 
 
-def probe_curvatures(f, carry: Carry, record, iters, precondition):
-  """The recorded curvatures at x_t = carry.params, warm-started.
-
-  Each is ``iters`` Lanczos steps from the Ritz vector the previous
-  evaluation left in ``carry.eigvecs`` (``landscape.lanczos.warm_sharpness``).
-  The preconditioned sharpness uses P = ``precondition(carry.opt_state)``:
-  the P of the update u_t that led to x_t.
-
-  Returns:
-    ``(carry, {name: estimate})`` with the carry's vectors advanced.
-  """
-  out, vectors = {}, []
-  for name, v in zip(curvatures(record), carry.eigvecs):
-    p = None
-    if name == "preconditioned_sharpness":
-      p = precondition(carry.opt_state)
-    out[name], v = lanczos.warm_sharpness(f, carry.params, v, iters, p)
-    vectors.append(v)
-  return carry._replace(eigvecs=tuple(vectors)), out
-
-
 def step(f, optimizer, carry: Carry, can_move, arrived, tol,
          record=RECORDS):
   """Checks x_{t-1} and takes the step x_t = x_{t-1} + u_t from it.
@@ -470,26 +449,3 @@ def lean(record, tol, stochastic: bool) -> bool:
   full check also stops on a bad gradient or update, which f does not show.
   """
   return tol is None and not stochastic and _NORMS.isdisjoint(record)
-
-
-def shift_records(values, grad_norms, last_value, last_grad_norm, num_steps,
-                  steps):
-  """values[t-1] = f(x_t) from step records of x_{t-1} ~ (..., >= steps).
-
-  Step t records f(x_{t-1}); dropping step 1's f(x_0) and appending f at the
-  last point gives f(x_t) for t = 1..steps. Entries at and after num_steps
-  (steps that did not run or reached a blown-up point) become NaN. Shared with
-  ``wonderland.sweep``, where the arrays carry a leading run axis.
-  grad_norms may be None (not recorded).
-  """
-
-  def shift(a, last):
-    # a[..., 1:steps] followed by last, as a pad and a select (XLA:CPU fuses
-    # them with the mask, where it would not fuse a concatenate).
-    moved = jnp.pad(a[..., 1:steps], [(0, 0)] * (a.ndim - 1) + [(0, 1)])
-    return jnp.where(jnp.arange(steps) == steps - 1, last[..., None], moved)
-
-  mask = jnp.arange(steps) < num_steps[..., None]
-  grad_norms = None if grad_norms is None else jnp.where(
-      mask, shift(grad_norms, last_grad_norm), jnp.nan)
-  return jnp.where(mask, shift(values, last_value), jnp.nan), grad_norms, mask

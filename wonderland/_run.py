@@ -50,11 +50,11 @@ from wonderland._loop import CURVATURES
 from wonderland._loop import DIVERGENCE_THRESHOLD
 from wonderland._loop import finish
 from wonderland._loop import RECORDS
-from wonderland._loop import shift_records
 from wonderland._scan import evaluation_steps
 from wonderland._scan import Feed
 from wonderland._scan import objective
 from wonderland._scan import scan_run
+from wonderland._scan import shift_records
 from wonderland._scan import while_run
 from wonderland.landscape import preconditioning
 

@@ -6,7 +6,9 @@ and curvature probes every ``every`` steps (``evaluation_steps`` says which),
 and, with a carry that holds a trace, writing the trace in place. Shared by
 ``wonderland.minimize``, ``wonderland.sweep`` (vmapped) and
 ``wonderland.batching.run_cells``. ``scan_run`` and ``while_run`` are
-``minimize``'s two runs: of fixed length, and until a tolerance.
+``minimize``'s two runs: of fixed length, and until a tolerance;
+``probe_curvatures`` takes the in-trace sharpness at an evaluation, and
+``shift_records`` turns stacked step records into the trace.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ import numpy as np
 from wonderland._loop import Carry
 from wonderland._loop import curvatures
 from wonderland._loop import init_carry
-from wonderland._loop import probe_curvatures
 from wonderland._loop import Record
 from wonderland._loop import RECORDS
 from wonderland._loop import step
 from wonderland._loop import write
+from wonderland.landscape import lanczos
 from wonderland.landscape import preconditioning
 
 PyTree = Any
@@ -195,3 +197,47 @@ def while_run(f, optimizer, x0, steps, tol, keep_path, record):
       cond, body, (jnp.zeros((), jnp.int32), carry, buffers)
   )
   return carry, recs
+
+
+def probe_curvatures(f, carry: Carry, record, iters, precondition):
+  """The recorded curvatures at x_t = carry.params, warm-started.
+
+  Each is ``iters`` Lanczos steps from the Ritz vector the previous
+  evaluation left in ``carry.eigvecs`` (``landscape.lanczos.warm_sharpness``).
+  The preconditioned sharpness uses P = ``precondition(carry.opt_state)``:
+  the P of the update u_t that led to x_t.
+
+  Returns:
+    ``(carry, {name: estimate})`` with the carry's vectors advanced.
+  """
+  out, vectors = {}, []
+  for name, v in zip(curvatures(record), carry.eigvecs):
+    p = None
+    if name == "preconditioned_sharpness":
+      p = precondition(carry.opt_state)
+    out[name], v = lanczos.warm_sharpness(f, carry.params, v, iters, p)
+    vectors.append(v)
+  return carry._replace(eigvecs=tuple(vectors)), out
+
+
+def shift_records(values, grad_norms, last_value, last_grad_norm, num_steps,
+                  steps):
+  """values[t-1] = f(x_t) from step records of x_{t-1} ~ (..., >= steps).
+
+  Step t records f(x_{t-1}); dropping step 1's f(x_0) and appending f at the
+  last point gives f(x_t) for t = 1..steps. Entries at and after num_steps
+  (steps that did not run or reached a blown-up point) become NaN. Shared with
+  ``wonderland.sweep``, where the arrays carry a leading run axis.
+  grad_norms may be None (not recorded).
+  """
+
+  def shift(a, last):
+    # a[..., 1:steps] followed by last, as a pad and a select (XLA:CPU fuses
+    # them with the mask, where it would not fuse a concatenate).
+    moved = jnp.pad(a[..., 1:steps], [(0, 0)] * (a.ndim - 1) + [(0, 1)])
+    return jnp.where(jnp.arange(steps) == steps - 1, last[..., None], moved)
+
+  mask = jnp.arange(steps) < num_steps[..., None]
+  grad_norms = None if grad_norms is None else jnp.where(
+      mask, shift(grad_norms, last_grad_norm), jnp.nan)
+  return jnp.where(mask, shift(values, last_value), jnp.nan), grad_norms, mask

@@ -260,7 +260,7 @@ def _cells_program(fns, factories, steps, mesh, cell_index, learning_rates,
       carry, recs, _ = _scan.scan_steps(fns[p], opt, carry, 0, steps,
                                         record=_RECORD)
       carry, value, grad_norm = _loop.finish(fns[p], carry, None, _RECORD)
-      values, _, _ = _loop.shift_records(recs.value, recs.grad_norm, value,
+      values, _, _ = _scan.shift_records(recs.value, recs.grad_norm, value,
                                          grad_norm, carry.num_steps, steps)
       return values, carry.diverged, carry.params
 
