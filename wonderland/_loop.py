@@ -133,7 +133,7 @@ def _step_size(opt_state, dtype) -> jax.Array:
 
 
 def _check_point(carry: Carry, value, grad_sq, tol, arrived):
-  """Checks carry.params from f and ||grad f||^2 there; stops the run if bad.
+  """Checks carry.params from f and ||grad f||^2 there.
 
   The checks read squared norms: a sum of squares is finite exactly where
   its square root is, and the root is then taken only where it is recorded
@@ -142,10 +142,12 @@ def _check_point(carry: Carry, value, grad_sq, tol, arrived):
   ``arrived``: whether a step arrived at carry.params (see ``step``).
 
   Returns:
-    ``(carry, may_move, counted)``: the carry with num_steps, diverged and
-    converged updated, whether a step may leave the point (healthy, running,
-    not converged), and whether the point now counts as reached (healthy,
-    running and arrived at by a step: its records belong to the trace).
+    ``(carry, running, ok, counted)``: the carry with num_steps and
+    converged updated (``diverged`` is the caller's: ``_stopped``), whether
+    the run was running, whether the point is healthy and the run running
+    (it may move unless it converged there), and whether the point now
+    counts as reached (ok and arrived at by a step: its records belong to
+    the trace).
   """
   running = ~carry.diverged & ~carry.converged
   ok = running & healthy(value, grad_sq)
@@ -153,32 +155,29 @@ def _check_point(carry: Carry, value, grad_sq, tol, arrived):
   if tol is not None:
     converged = converged | (ok & (jnp.sqrt(grad_sq) <= tol))
   counted = ok & arrived
-  carry = carry._replace(
-      diverged=carry.diverged | (running & ~ok),
-      converged=converged,
-  )
+  carry = carry._replace(converged=converged)
   if carry.num_steps is not None:
     carry = carry._replace(
         num_steps=carry.num_steps + counted.astype(jnp.int32))
-  return carry, ok & ~converged, counted
+  return carry, running, ok, counted
 
 
-def _stopped(before: Carry, after: Carry, move, moved, tol, can_move):
-  """The divergence flag after a step, from the carry before its check.
+def _stopped(diverged, running, ok, move, moved, tol, can_move):
+  """The divergence flag after a check and a step that moved or not.
 
-  A running run stops where it did not move, unless it holds (converged, or
-  past the last step): one select on ``moved``. Without a tol and with every
-  step moving (``can_move`` the Python True), nothing holds and the flag is
-  where(running, ~moved, diverged), which XLA:CPU fuses with the step's own
-  select on ``moved``. The same flag spelled diverged | (running & ~healthy)
-  | (move & ~moved) cost a 2-D full-trace sweep 1.2-1.5x its time
-  (benchmarks/README.md).
+  A running run stops where it did not move, unless it holds (healthy and
+  not moving: converged, or past the last step); a point checked with no
+  step after it (``finish``) passes move = moved = False. One select on
+  ``moved``. Without a tol and with every step moving (``can_move`` the
+  Python True), nothing holds and the flag is where(running, ~moved,
+  diverged), which XLA:CPU fuses with the step's own select on ``moved``.
+  The same flag spelled diverged | (running & ~healthy) | (move & ~moved)
+  cost a 2-D full-trace sweep 1.2-1.5x its time (benchmarks/README.md).
   """
-  running = ~before.diverged & ~before.converged
   if tol is None and can_move is True:
-    return jnp.where(running, ~moved, before.diverged)
-  holds = running & ~after.diverged & ~move  # healthy, not moving
-  return jnp.where(running, ~moved & ~holds, before.diverged)
+    return jnp.where(running, ~moved, diverged)
+  holds = ok & ~move
+  return jnp.where(running, ~moved & ~holds, diverged)
 
 
 # Records of the point x_{t-1} a step checks; the others are records of u_t.
@@ -350,12 +349,11 @@ def step(f, optimizer, carry: Carry, can_move, arrived, tol,
       may_move = counted = healthy(value, None)
       moved = may_move & can_move
     else:
-      before = carry
-      carry, may_move, counted = _check_point(carry, value, None, tol,
-                                              arrived)
-      moved = may_move & can_move
-      carry = carry._replace(diverged=_stopped(before, carry, moved, moved,
-                                               tol, can_move))
+      carry, running, ok, counted = _check_point(carry, value, None, tol,
+                                                 arrived)
+      moved = ok & ~carry.converged & can_move
+      carry = carry._replace(diverged=_stopped(
+          carry.diverged, running, ok, moved, moved, tol, can_move))
     params = jax.tree.map(
         lambda x, u: jnp.where(moved, (x + u).astype(x.dtype), x),
         carry.params, updates,
@@ -368,11 +366,11 @@ def step(f, optimizer, carry: Carry, can_move, arrived, tol,
     return carry, rec, counted
   uu, ug, gg = _sums(updates, grad)
   grad_norm, update_norm = jnp.sqrt(gg), jnp.sqrt(uu)
-  before = carry
-  carry, may_move, counted = _check_point(carry, value, gg, tol, arrived)
-  move = may_move & can_move
+  carry, running, ok, counted = _check_point(carry, value, gg, tol, arrived)
+  move = ok & ~carry.converged & can_move
   moved = move & jnp.isfinite(uu)
-  diverged = _stopped(before, carry, move, moved, tol, can_move)
+  diverged = _stopped(carry.diverged, running, ok, move, moved, tol,
+                      can_move)
   params = jax.tree.map(
       lambda x, u: jnp.where(moved, (x + u).astype(x.dtype), x),
       carry.params, updates,
@@ -417,15 +415,18 @@ def finish(f, carry: Carry, tol, record=RECORDS, arrived=True):
     value = f(carry.params)
     kept = healthy(value)
     grad_norm = None
-  elif _NORMS.isdisjoint(record):
-    value = f(carry.params)
-    carry, _, _ = _check_point(carry, value, None, tol, arrived)
-    grad_norm = None
   else:
-    value, grad = jax.value_and_grad(f)(carry.params)
-    gg = _sums(grad, grad)[0]
-    grad_norm = jnp.sqrt(gg).astype(jnp.result_type(value))
-    carry, _, _ = _check_point(carry, value, gg, tol, arrived)
+    if _NORMS.isdisjoint(record):
+      value, grad_sq, grad_norm = f(carry.params), None, None
+    else:
+      value, grad = jax.value_and_grad(f)(carry.params)
+      grad_sq = _sums(grad, grad)[0]
+      grad_norm = jnp.sqrt(grad_sq).astype(jnp.result_type(value))
+    carry, running, ok, _ = _check_point(carry, value, grad_sq, tol,
+                                         arrived)
+    no = jnp.bool_(False)  # no step follows the last point
+    carry = carry._replace(diverged=_stopped(
+        carry.diverged, running, ok, no, no, tol, no))
   if carry.diverged is not None and carry.trace is not None:
     if carry.num_steps is None:  # no tol: x_steps counts iff no stop
       kept = ~carry.diverged

@@ -138,21 +138,20 @@ def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
   last = objective(f, feed, jnp.asarray(steps, jnp.int32))
   carry, value, grad_norm = finish(last, carry, tol if has_tol else None,
                                    record)
-  if carry.trace is not None:  # already shifted and masked
+  u_names = ("update_norm", "cos_angle", "step_size")
+  if carry.trace is not None:  # written in place, shifted and masked
     values, grad_norms = carry.trace["value"], carry.trace.get("grad_norm")
     mask = jnp.arange(steps) < carry.num_steps
+    u_records = {name: carry.trace.get(name) for name in u_names}
   else:
     if recs.grad_norm is None:
       grad_norm = None
     values, grad_norms, mask = shift_records(
         recs.value, recs.grad_norm, value, grad_norm, carry.num_steps, steps
     )
-  keep = lambda a: None if a is None else jnp.where(mask, a, jnp.nan)
-  u_names = ("update_norm", "cos_angle", "step_size")
-  if carry.trace is not None:  # written in place, masked as they went
-    u_records = {name: carry.trace.get(name) for name in u_names}
-  else:
-    u_records = {name: keep(getattr(recs, name)) for name in u_names}
+    u_records = {name: None if getattr(recs, name) is None else
+                 jnp.where(mask, getattr(recs, name), jnp.nan)
+                 for name in u_names}
   path = None
   if keep_path:
     path = jax.tree.map(
