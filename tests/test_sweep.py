@@ -180,6 +180,38 @@ def test_chunks_equal_one_program_and_log_progress(base, caplog):
                                   err_msg=name)
 
 
+def test_progress_lines_are_compiled_in_only_where_absl_logs_them(
+    base, caplog, monkeypatch):
+  from wonderland import _sweep as sweep_module  # pylint: disable=g-import-not-at-top
+
+  programs = []
+  original = sweep_module.compile_and_run
+
+  def spy(jitted, timing, static, *args):
+    programs.append(jitted.lower(*static, *args).as_text())
+    return original(jitted, timing, static, *args)
+
+  monkeypatch.setattr(sweep_module, "compile_and_run", spy)
+  results = {}
+  for level in (logging.INFO, logging.WARNING):
+    caplog.clear()
+    with caplog.at_level(level, logger="absl"):
+      results[level] = sweep(rosenbrock, optax.sgd, {"learning_rate": LRS},
+                             X0, steps=STEPS, fixed={"momentum": 0.9},
+                             chunk_steps=6)
+    results[level, "lines"] = [r.getMessage() for r in caplog.records
+                               if "/20 steps" in r.getMessage()]
+  assert len(results[logging.INFO, "lines"]) == 4
+  assert not results[logging.WARNING, "lines"]
+  with_line, without = programs
+  assert "callback" in with_line
+  assert "callback" not in without
+  # Dropping the callback changes no bit.
+  for name in ("values", "grad_norms", "final_params", "diverged"):
+    np.testing.assert_array_equal(getattr(results[logging.WARNING], name),
+                                  getattr(base, name), err_msg=name)
+
+
 def test_new_values_compile_nothing_and_reproduce():
   f = lambda x: jnp.sum((x - 1.0) ** 2)  # a fresh f: a fresh program
   compiles = []

@@ -17,9 +17,10 @@ every point of the hyperparameter grid times every initial point in x0:
 - the sweep is one program, x0 to the laid-out result: every run writes its
   trace in place as it steps, so nothing runs after the loop. Its steps run
   in chunks of at most ``chunk_steps``, with an absl ``logging.info`` line
-  sent from inside the program after each (``jax.debug.callback``; the last
-  chunk may overshoot ``steps``: the extra steps are masked and dropped),
-  and one line at the end;
+  sent from inside the program after each where absl logs INFO lines
+  (``jax.debug.callback``, compiled in only then: the bits are the same
+  either way; the last chunk may overshoot ``steps``: the extra steps are
+  masked and dropped), and one line at the end;
 - the same call gives the same bits again (on CPU). A run's bits may change,
   by about one float32 rounding at first, with the program's shape: how many
   runs each device holds (the device count, the grid's size) and what else
@@ -41,6 +42,7 @@ is replicated, so every process holds the same, complete result.
 
 from __future__ import annotations
 
+import logging as std_logging
 import math
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -162,9 +164,11 @@ def sweep(
       ``{"decay": 0.9}``, or non-numeric ones such as ``{"nesterov": True}``);
       they are compiled in as constants, so a new fixed value compiles anew.
     chunk_steps: the most steps per chunk; a progress line is logged after
-      each chunk (none with ``chunk_steps >= steps``, the fastest: each
-      line is a call from the program to the host). With ``evaluate``,
-      chunks are rounded up to a multiple of ``eval_every``.
+      each chunk where absl logs INFO lines, as under ``absl.app.run`` (none
+      with ``chunk_steps >= steps``: each line is a call from the program to
+      the host, compiled in only when it would be logged, or with several
+      processes). With
+      ``evaluate``, chunks are rounded up to a multiple of ``eval_every``.
     data: the training examples of stochastic runs (see
       ``wonderland.minimize``), shared by every run; f is then
       ``f(params, batch)``.
@@ -298,12 +302,19 @@ def sweep(
   # A sweep needs no step count; values-only deterministic runs keep no
   # counters at all (_loop.lean).
   counters = "none" if _loop.lean(record, None, data is not None) else "flags"
+  # Progress lines only where absl would log them: each is a call from the
+  # program to Python. (With several processes, always: the line's count is
+  # a sum over every device's runs, and every process must run the same
+  # program, whatever each one logs.)
+  progress = n_chunks > 1 and (
+      multiprocess
+      or logging.get_absl_logger().isEnabledFor(std_logging.INFO))
   out_values, out_gnorms, out_params, out_diverged, out_evals = (
       compile_and_run(
           _programs.sweep_jit, timing,
           (f, make_optimizer, fixed_items, chunk, sharded, spec, evaluate,
            every, record, sharpness_iters, exact, (steps, value_dtype),
-           counters, block_size, n_chunks, layout, multiprocess),
+           counters, block_size, n_chunks, progress, layout, multiprocess),
           hparams, x0_runs, steps_arr, data, keys, eval_steps, real,
       ))
   logging.info(

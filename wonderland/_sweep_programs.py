@@ -3,13 +3,16 @@
 ``sweep`` (in ``wonderland._sweep``) lays the runs out and calls
 ``sweep_jit``: one program from x0 to the laid-out result, sharded over the
 devices. Its steps run in chunks, a ``lax.scan`` over the vmapped chunk with
-a progress line from the host after each (``jax.debug.callback``); in
+a progress line from the host after each (``jax.debug.callback``, compiled
+in only where absl would log it); in
 blocks, each device's runs go B at a time. Every run writes its trace in
 place as it steps (``wonderland._loop.step``), so no pass over the records
 follows the loop.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -160,20 +163,23 @@ def _place(out, layout, mesh, replicate):
   return jax.tree.map(place, out)
 
 
-def _log_progress(done, steps, n_runs, chunks, chunk, diverged):
+def _log_progress(n_runs, chunks, chunk, counts):
+  """Logs one progress line; counts = (steps done, steps, runs diverged)."""
+  done, steps, diverged = (int(c) for c in counts)
   logging.info("sweep: %d/%d steps of %d runs (%d chunks of %d), %d diverged.",
                done, steps, n_runs, chunks, chunk, diverged)
 
 
 def _sweep_program(
     f, make_optimizer, fixed, chunk, sharding, spec, evaluate, every, record,
-    sharpness_iters, exact, trace, counters, block, chunks, layout, replicate,
-    hparams, x0, steps, data, keys, eval_steps, real,
+    sharpness_iters, exact, trace, counters, block, chunks, progress, layout,
+    replicate, hparams, x0, steps, data, keys, eval_steps, real,
 ):
   """Whole runs, x0 to result, in one program.
 
   Without ``block``: every run at once, ``chunks`` chunks of ``chunk``
-  steps (a ``lax.scan`` over the vmapped chunk), a progress line after each.
+  steps (a ``lax.scan`` over the vmapped chunk), with ``progress`` a progress
+  line after each: one host callback, the counts its one operand.
   With ``block`` = B: B runs at a time on each device, all steps in one
   chunk. One program also keeps a blocked run's bits: with the optimizer
   state handed in from another program, XLA compiled the steps into other
@@ -203,7 +209,7 @@ def _sweep_program(
     c, evals = jax.vmap(
         lambda hp, c, k: run(hp, c, k, first, steps, data))(hparams, c, keys)
     c = _constrain(c, sharding)
-    if chunks > 1:
+    if progress:
       # A stopped run's trace is NaN from its stop on: its latest slot says
       # (not the last slot, which steps past the last may have written and
       # only the last check settles).
@@ -211,9 +217,10 @@ def _sweep_program(
       latest = jnp.clip(first + chunk - 2, 0, max(values.shape[1] - 2, 0))
       stopped = jnp.isnan(
           jax.lax.dynamic_index_in_dim(values, latest, 1, keepdims=False))
+      counts = jnp.stack([jnp.minimum(first + chunk, steps), steps,
+                          jnp.sum(stopped & real, dtype=jnp.int32)])
       jax.debug.callback(
-          _log_progress, jnp.minimum(first + chunk, steps), steps, layout[0],
-          chunks, chunk, jnp.sum(stopped & real, dtype=jnp.int32),
+          functools.partial(_log_progress, layout[0], chunks, chunk), counts,
           ordered=False)
     return c, evals
 
@@ -227,4 +234,4 @@ def _sweep_program(
   return _place(out, layout, sharding.mesh, replicate)
 
 
-sweep_jit = jax.jit(_sweep_program, static_argnums=tuple(range(17)))
+sweep_jit = jax.jit(_sweep_program, static_argnums=tuple(range(18)))
