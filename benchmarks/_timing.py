@@ -40,4 +40,4 @@ def print_ratios(title: str, medians: Mapping[str, float], baseline: str) -> Non
   print(f"\n{title}")
   base = medians[baseline]
   for name, t in medians.items():
-    print(f"  {name:<34} {t * 1e3:10.3f} ms   {t / base:6.3f}x {baseline}")
+    print(f"  {name:<40} {t * 1e3:10.3f} ms   {t / base:6.3f}x {baseline}")

@@ -49,22 +49,32 @@ def rosenbrock(x):
   return (1.0 - x[0]) ** 2 + 100.0 * (x[1] - x[0] ** 2) ** 2
 
 
-def _scan(steps, with_norms, freeze=False):
+def _scan(steps, with_norms, freeze=False, stop=None):
   """One optax run, hyperparameters traced, recording f (and ||grad f||).
 
   With ``freeze``, the divergence rule of ``sweep(record=("value",))``: where
   f(x_{t-1}) is not finite or above 1e30 the run stays at x_{t-1} and f is
-  recorded as NaN (one select on x per step).
+  recorded as NaN (one select on x per step). Two cheaper-looking rules,
+  values only, for the floor (neither is the sweep's):
+  - ``stop="late"``: the run stops one step later: the select on x reads a
+    flag carried from the previous step's check, so it needs no f;
+  - ``stop="mask"``: a carried flag makes the records NaN from the first bad
+    f on, and x is never held (a diverged run's x moves on to garbage).
   """
 
   def run(lr, x0):
     opt = optax.sgd(lr, momentum=0.9)
 
     def body(carry, _):
-      x, state = carry
+      x, state, *alive = carry  # alive: only with a stop rule
       value, grad = jax.value_and_grad(rosenbrock)(x)
       updates, state = opt.update(grad, state, x)
       out = (value, optax.global_norm(grad)) if with_norms else value
+      if stop is not None:
+        ok = alive[0] & jnp.isfinite(value) & (value <= 1e30)
+        moves = alive[0] if stop == "late" else True
+        return ((jnp.where(moves, x + updates, x), state, ok),
+                jnp.where(ok, value, jnp.nan))
       if freeze:
         ok = jnp.isfinite(value) & (value <= 1e30)
         if with_norms:  # the full check: f, grad f and u_t finite
@@ -75,7 +85,8 @@ def _scan(steps, with_norms, freeze=False):
                 jax.tree.map(lambda o: jnp.where(ok, o, jnp.nan), out))
       return (optax.apply_updates(x, updates), state), out
 
-    return jax.lax.scan(body, (x0, opt.init(x0)), None, length=steps)[1]
+    carry = (x0, opt.init(x0)) + ((jnp.bool_(True),) if stop else ())
+    return jax.lax.scan(body, carry, None, length=steps)[1]
 
   return run
 
@@ -111,6 +122,31 @@ def _counted_scan(steps):
     return trace, count + ok.astype(jnp.int32), ~ok
 
   return run
+
+
+def _flops(jitted, *args):
+  """The flop count XLA's cost analysis gives the compiled program."""
+  return jitted.lower(*args).compile().cost_analysis()["flops"]
+
+
+def _minimize_flops(call):
+  """The flop count of the program that ``call`` (a minimize) runs."""
+  from wonderland import _run  # pylint: disable=g-import-not-at-top
+
+  seen = {}
+  original = _run._minimize_jit  # pylint: disable=protected-access
+
+  def spy(*args, **kwargs):
+    compiled = original.lower(*args, **kwargs).compile()
+    seen["flops"] = compiled.cost_analysis()["flops"]
+    return original(*args, **kwargs)
+
+  _run._minimize_jit = spy  # pylint: disable=protected-access
+  try:
+    call()
+  finally:
+    _run._minimize_jit = original  # pylint: disable=protected-access
+  return seen["flops"]
 
 
 def _program_of(call):
@@ -175,6 +211,9 @@ def main():
   values_only = jax.jit(jax.vmap(_scan(steps, False), in_axes=(0, None)))
   frozen = jax.jit(jax.vmap(_scan(steps, False, freeze=True),
                             in_axes=(0, None)))
+  late = jax.jit(jax.vmap(_scan(steps, False, stop="late"), in_axes=(0, None)))
+  masked = jax.jit(jax.vmap(_scan(steps, False, stop="mask"),
+                            in_axes=(0, None)))
   full_frozen = jax.jit(jax.vmap(_scan(steps, True, freeze=True),
                                  in_axes=(0, None)))
   x = jnp.asarray(x0[0])
@@ -189,6 +228,8 @@ def main():
                                            record=("value",), **kw).values,
       "vmapped scan, f": lambda: values_only(lrs, x),
       "vmapped scan, f, frozen": lambda: frozen(lrs, x),
+      "vmapped scan, f, frozen a step late": lambda: late(lrs, x),
+      "vmapped scan, f, masked, x not held": lambda: masked(lrs, x),
       "sweep, record=value, program": program,
       "sweep, record=value, 4 chunks": lambda: sweep(
           rosenbrock, optax.sgd, grid, x0, record=("value",),
@@ -206,7 +247,11 @@ def main():
         f" the scan recording f (target <= 1.2x)")
   print(f"  record=value: {medians['sweep, record=value'] / medians['vmapped scan, f, frozen']:.2f}x"
         f" the scan recording f with the same freeze; the freeze alone: "
-        f"{medians['vmapped scan, f, frozen'] / medians['vmapped scan, f']:.2f}x")
+        f"{medians['vmapped scan, f, frozen'] / medians['vmapped scan, f']:.2f}x"
+        f" (frozen a step late: "
+        f"{medians['vmapped scan, f, frozen a step late'] / medians['vmapped scan, f']:.2f}x;"
+        f" records masked, x not held: "
+        f"{medians['vmapped scan, f, masked, x not held'] / medians['vmapped scan, f']:.2f}x)")
   print(f"  record=value: its compiled program alone "
         f"{medians['sweep, record=value, program'] / medians['vmapped scan, f, frozen']:.2f}x"
         f" the frozen scan; Python and dispatch around it "
@@ -247,6 +292,21 @@ def main():
   }, rounds=31)
   print_ratios("minimize, one call (cached program, new x0)", medians,
                "jitted scan")
+  x = points[0]
+  flops = {
+      "jitted scan": _flops(one, x),
+      "jitted scan, frozen, counted": _flops(counted_one, x),
+      "jitted scan, then 2 f": _flops(then_pass, x),
+      "jitted scan, then last slot": _flops(then_write, x),
+      "minimize, full trace": _minimize_flops(
+          lambda: minimize(rosenbrock, opt, x, steps=steps)),
+      "minimize, record=value": _minimize_flops(
+          lambda: minimize(rosenbrock, opt, x, steps=steps,
+                           record=("value",))),
+  }
+  print("  flops of each program (XLA's cost analysis; PJRT runs a program "
+        "of fewer than 1000 in the calling thread, a larger one on a worker "
+        "thread): " + ", ".join(f"{k} {v:.0f}" for k, v in flops.items()))
 
 
 if __name__ == "__main__":
