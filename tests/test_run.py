@@ -467,3 +467,10 @@ def test_a_call_with_new_values_of_the_same_shapes_skips_the_checks(
     minimize(f, optimizer, X0, steps=7.0, tol=1e-9)  # a float 7.0 is not 7
   with pytest.raises(ValueError, match="keep_path must be"):
     minimize(f, optimizer, X0, steps=7, tol=1e-9, keep_path=1)
+  # Arguments that do not hash are checked every time.
+  before = len(checked)
+  for _ in range(2):
+    minimize(f, optimizer, X0, steps=7, record=["value"])
+  assert len(checked) == before + 2
+  with pytest.raises(ValueError, match="steps must be"):
+    minimize(f, optimizer, X0, steps=[7])

@@ -197,31 +197,26 @@ _CHECKED_SIZE = 256
 
 def _signature(f, optimizer, x0, steps, has_tol, keep_path, data, batch_size,
                key, evaluate, eval_every, record, sharpness_iters):
-  """Everything ``_check_call`` reads, as a hashable key, or None.
+  """Everything ``_check_call`` reads, as a key, or None.
 
   x0 enters by its structure and its leaves' types, shapes and dtypes (the
   checks read no value of it); each Python argument by its type and value.
-  Stochastic calls (their data's shapes, their key) and arguments that do
-  not hash are checked in full every time (None).
+  Stochastic calls (their data's shapes, their key: None) and calls whose
+  key does not hash are checked in full every time.
   """
   if data is not None or key is not None:
     return None
   leaves, treedef = jax.tree.flatten(x0)
-  typed = lambda v: (type(v), v)
-  signature = (
+  return (
       f, optimizer, evaluate, treedef,
-      tuple((type(a), getattr(a, "shape", None), getattr(a, "dtype", None))
-            for a in leaves),
-      typed(steps), has_tol, typed(keep_path), typed(batch_size),
-      typed(eval_every), typed(sharpness_iters),
-      type(record), tuple(typed(r) for r in record)
-      if isinstance(record, tuple) else record,
+      tuple([(type(a), getattr(a, "shape", None), getattr(a, "dtype", None))
+             for a in leaves]),
+      type(steps), steps, has_tol, type(keep_path), keep_path,
+      type(batch_size), batch_size, type(eval_every), eval_every,
+      type(sharpness_iters), sharpness_iters, type(record),
+      (tuple(map(type, record)), record) if isinstance(record, tuple)
+      else record,
   )
-  try:
-    hash(signature)
-  except TypeError:
-    return None
-  return signature
 
 
 def _check_call(f, optimizer, x0, steps, tol, keep_path, data, batch_size,
@@ -383,7 +378,10 @@ def minimize(
   signature = _signature(f, optimizer, x0, steps, tol is not None, keep_path,
                          data, batch_size, key, evaluate, eval_every, record,
                          sharpness_iters)
-  checked = _CHECKED.get(signature) if signature is not None else None
+  try:
+    checked = None if signature is None else _CHECKED.get(signature)
+  except TypeError:  # an argument that does not hash: checked every time
+    signature = checked = None
   if checked is None:
     checked = _check_call(f, optimizer, x0, steps, tol, keep_path, data,
                           batch_size, key, evaluate, eval_every, record,
