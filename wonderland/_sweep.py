@@ -167,8 +167,8 @@ def sweep(
       each chunk where absl logs INFO lines, as under ``absl.app.run`` (none
       with ``chunk_steps >= steps``: each line is a call from the program to
       the host, compiled in only when it would be logged, or with several
-      processes). With
-      ``evaluate``, chunks are rounded up to a multiple of ``eval_every``.
+      processes). With ``evaluate``, chunks are rounded up to a multiple of
+      ``eval_every``.
     data: the training examples of stochastic runs (see
       ``wonderland.minimize``), shared by every run; f is then
       ``f(params, batch)``.

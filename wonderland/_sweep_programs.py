@@ -4,10 +4,9 @@
 ``sweep_jit``: one program from x0 to the laid-out result, sharded over the
 devices. Its steps run in chunks, a ``lax.scan`` over the vmapped chunk with
 a progress line from the host after each (``jax.debug.callback``, compiled
-in only where absl would log it); in
-blocks, each device's runs go B at a time. Every run writes its trace in
-place as it steps (``wonderland._loop.step``), so no pass over the records
-follows the loop.
+in only where absl would log it); in blocks, each device's runs go B at a
+time. Every run writes its trace in place as it steps
+(``wonderland._loop.step``), so no pass over the records follows the loop.
 """
 
 from __future__ import annotations
