@@ -7,7 +7,8 @@
      as the sweep's full check does;
    - ``record=("value",)`` against a scan recording f only, and against one
      that also freezes a diverged run as the sweep does (the floor: the
-     freeze's select);
+     freeze's select); and two cheaper-looking rules next to the freeze: a
+     run frozen one step late, and records masked with x never held;
    - ``record=("value",)`` in 4 chunks against one chunk: the cost of the
      progress lines (one program either way), with absl logging INFO lines
      (as under ``absl.app.run``; the lines are swallowed here) and without
@@ -20,9 +21,11 @@
    ``record=("value",)``.
    Target: <= 1.3x. Two more scans show why ``minimize`` writes its trace
    in place: the same scan followed by one elementwise pass over its
-   recorded f (XLA:CPU: tens of microseconds at S = 1000, erratic), and
+   recorded f (tens of microseconds at S = 1000, on a worker thread), and
    followed by one in-place write of its last slot (as ``minimize``'s last
-   check does).
+   check does). Each program's flop count is printed: PJRT's CPU client runs
+   a program of fewer than 1,000 flops in the calling thread, any other on a
+   worker thread (the pass after the loop crosses that line at S = 1000).
 
   python benchmarks/small_runs.py            # K = 1024, S = 1000
   python benchmarks/small_runs.py --quick    # K = 256, S = 200
