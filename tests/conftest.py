@@ -2,13 +2,19 @@
 
 Most of the suite's time is compiling small programs, and most of that is
 LLVM's optimization passes. So the suite compiles at -O0 (the README's
-quickstart gives the figures), with the same IEEE arithmetic but for one
-thing: -O0 does not contract a multiply and an add into one FMA instruction,
-where -O1 and above do (XLA emits the reductions' order itself, and fast
-math stays off). The tests marked ``fma`` check bitwise claims that hinge on
-those contractions (a run's bits do not depend on the program around it), so
-each runs in a child pytest at -O1 (``test_fma_contraction_is_on_as_at_the_
-default_level`` checks that contractions happen there).
+quickstart gives the figures), with IEEE arithmetic like the default level's
+but for one thing: -O0 does not contract a multiply and an add into one FMA
+instruction, where -O1 and above do (XLA emits the reductions' order itself,
+and fast math stays off). The tests marked ``fma`` check bitwise claims that
+hinge on how LLVM compiles a fusion (a run's bits do not depend on the
+program around it), so each runs in a child pytest at -O1
+(``test_fma_contraction_is_on_as_at_the_default_level`` checks that
+contractions happen there). One such claim fails at -O0 only, without any
+FMA: that ``minimize(record=("value",))`` records the full trace's f
+bitwise. At -O0 the two programs rounded f(x_t) one ulp apart at 7 of 40
+steps, from the same points; at -O1, -O2 and -O3 they agree, with each
+other and with the code before the change that showed it (2026-12-02, the
+carry's ``alive`` flag).
 
 The flag is set before jax creates its CPU backend and is inherited by the
 tests' subprocesses. An ``XLA_FLAGS`` that already names a level is left
@@ -38,8 +44,8 @@ _SPAWN = os.environ.get(_OURS) == "1"
 def pytest_configure(config):
   config.addinivalue_line(
       "markers",
-      "fma: a bitwise claim that hinges on FMA contraction; runs in a child "
-      "pytest at LLVM -O1 (tests/conftest.py)")
+      "fma: a bitwise claim that hinges on how LLVM compiles a fusion (FMA "
+      "contraction); runs in a child pytest at LLVM -O1 (tests/conftest.py)")
 
 
 @pytest.hookimpl(tryfirst=True)

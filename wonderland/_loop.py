@@ -38,10 +38,10 @@ Divergence. Step t knows x_{t-1}, f(x_{t-1}), grad f(x_{t-1}) and u_t:
 So a gradient or update whose norm exceeds what the sum's dtype holds (about
 1.8e19 in float32) counts as not finite, although each of its entries is.
 
-A stop sets ``diverged`` and the run makes no further progress (the optimizer
-state is not rolled back: it is never used again). No non-finite update is
-ever applied. Nothing raises, and runs batched with ``jax.vmap`` stay
-independent.
+A stop clears the carry's ``alive`` (the result's ``diverged`` is its
+negation) and the run makes no further progress (the optimizer state is not
+rolled back: it is never used again). No non-finite update is ever applied.
+Nothing raises, and runs batched with ``jax.vmap`` stay independent.
 """
 
 from __future__ import annotations
@@ -87,8 +87,12 @@ class Carry(NamedTuple):
   opt_state: optax.OptState
   # The counters; None for a run that keeps none (see ``step``); num_steps
   # also None for a run whose caller needs no count (``init_carry``).
+  # ``alive`` is False once the run has diverged (stopped at a bad point):
+  # carried this way round, the step's own select on ``moved`` is the new
+  # flag (``_alive``), which XLA:CPU then computes once for every kernel that
+  # reads it; carried as ``diverged`` = ~moved, each kernel recomputed f.
   num_steps: jax.Array | None
-  diverged: jax.Array | None
+  alive: jax.Array | None
   converged: jax.Array | None
   # One unit vector ~ (d,) per recorded curvature (the warm start of its
   # Lanczos iteration), or None.
@@ -143,13 +147,13 @@ def _check_point(carry: Carry, value, grad_sq, tol, arrived):
 
   Returns:
     ``(carry, running, ok, counted)``: the carry with num_steps and
-    converged updated (``diverged`` is the caller's: ``_stopped``), whether
+    converged updated (``alive`` is the caller's: ``_alive``), whether
     the run was running, whether the point is healthy and the run running
     (it may move unless it converged there), and whether the point now
     counts as reached (ok and arrived at by a step: its records belong to
     the trace).
   """
-  running = ~carry.diverged & ~carry.converged
+  running = carry.alive & ~carry.converged
   ok = running & healthy(value, grad_sq)
   converged = carry.converged
   if tol is not None:
@@ -162,22 +166,23 @@ def _check_point(carry: Carry, value, grad_sq, tol, arrived):
   return carry, running, ok, counted
 
 
-def _stopped(diverged, running, ok, move, moved, tol, can_move):
-  """The divergence flag after a check and a step that moved or not.
+def _alive(alive, running, ok, move, moved, tol, can_move):
+  """The flag ``alive`` (not diverged) after a check and a step.
 
-  A running run stops where it did not move, unless it holds (healthy and
-  not moving: converged, or past the last step); a point checked with no
-  step after it (``finish``) passes move = moved = False. One select on
-  ``moved``. Without a tol and with every step moving (``can_move`` the
-  Python True), nothing holds and the flag is where(running, ~moved,
-  diverged), which XLA:CPU fuses with the step's own select on ``moved``.
-  The same flag spelled diverged | (running & ~healthy) | (move & ~moved)
-  cost a 2-D full-trace sweep 1.2-1.5x its time (benchmarks/README.md).
+  A running run stops (diverges) where it did not move, unless it holds
+  (healthy and not moving: converged, or past the last step); a point
+  checked with no step after it (``finish``) passes move = moved = False.
+  Without a tol and with every step moving (``can_move`` the Python True),
+  nothing holds and a run that is not running has not moved, so the flag is
+  ``moved`` itself: no kernel of its own (benchmarks/README.md: spelled
+  where(running, ~moved, diverged) as a divergence flag, a 2-D full-trace
+  sweep took 1.3x as long; spelled diverged | (running & ~moved), 1.2-1.5x
+  more again).
   """
   if tol is None and can_move is True:
-    return jnp.where(running, ~moved, diverged)
+    return moved
   holds = ok & ~move
-  return jnp.where(running, ~moved & ~holds, diverged)
+  return jnp.where(running, moved | holds, alive)
 
 
 # Records of the point x_{t-1} a step checks; the others are records of u_t.
@@ -254,7 +259,7 @@ def init_carry(optimizer, x0, record=RECORDS, trace=None,
     counters: ``"all"``; ``"flags"``, no step count (num_steps None) for a
       run without tol whose caller needs none (a sweep's: with a trace, the
       last point counts iff the run never stopped); or ``"none"``, no
-      counters at all (num_steps, diverged, converged None), only with a
+      counters at all (num_steps, alive, converged None), only with a
       trace, for the runs ``lean`` allows.
   """
   if counters not in ("all", "flags", "none"):
@@ -273,7 +278,7 @@ def init_carry(optimizer, x0, record=RECORDS, trace=None,
       params=x0,
       opt_state=optimizer.init(x0),
       num_steps=jnp.zeros((), jnp.int32) if counters == "all" else None,
-      diverged=false if flags else None,
+      alive=jnp.bool_(True) if flags else None,
       converged=false if flags else None,
       eigvecs=tuple(lanczos.start_vector(x0) for _ in names) or None,
       trace=buffers,
@@ -345,15 +350,15 @@ def step(f, optimizer, carry: Carry, can_move, arrived, tol,
   dtype = jnp.result_type(value)
   nan = jnp.asarray(jnp.nan, dtype)
   if _NORMS.isdisjoint(record):
-    if carry.diverged is None:
+    if carry.alive is None:
       may_move = counted = healthy(value, None)
       moved = may_move & can_move
     else:
       carry, running, ok, counted = _check_point(carry, value, None, tol,
                                                  arrived)
       moved = ok & ~carry.converged & can_move
-      carry = carry._replace(diverged=_stopped(
-          carry.diverged, running, ok, moved, moved, tol, can_move))
+      carry = carry._replace(alive=_alive(
+          carry.alive, running, ok, moved, moved, tol, can_move))
     params = jax.tree.map(
         lambda x, u: jnp.where(moved, (x + u).astype(x.dtype), x),
         carry.params, updates,
@@ -369,8 +374,7 @@ def step(f, optimizer, carry: Carry, can_move, arrived, tol,
   carry, running, ok, counted = _check_point(carry, value, gg, tol, arrived)
   move = ok & ~carry.converged & can_move
   moved = move & jnp.isfinite(uu)
-  diverged = _stopped(carry.diverged, running, ok, move, moved, tol,
-                      can_move)
+  alive = _alive(carry.alive, running, ok, move, moved, tol, can_move)
   params = jax.tree.map(
       lambda x, u: jnp.where(moved, (x + u).astype(x.dtype), x),
       carry.params, updates,
@@ -392,8 +396,7 @@ def step(f, optimizer, carry: Carry, can_move, arrived, tol,
                      jnp.where(moved, _step_size(opt_state, dtype), nan)),
       params=params,
   )
-  carry = carry._replace(params=params, opt_state=opt_state,
-                         diverged=diverged)
+  carry = carry._replace(params=params, opt_state=opt_state, alive=alive)
   return carry, rec, counted
 
 
@@ -404,14 +407,14 @@ def finish(f, carry: Carry, tol, record=RECORDS, arrived=True):
   already checked (and counted) the last point.
 
   Returns:
-    ``(carry, value, grad_norm)``: the final state (diverged set if f or
-    grad f is not finite at the last point), and f and ||grad f|| there
+    ``(carry, value, grad_norm)``: the final state (``alive`` cleared if f
+    or grad f is not finite at the last point), and f and ||grad f|| there
     (None, and f alone checked, when ``record`` holds no norm). With a
     ``trace``, f and ||grad f|| at x_steps fill its last slot and are
     returned NaN unless x_steps counts as reached, that is, unless the run
     took every step (see ``step``).
   """
-  if carry.diverged is None:
+  if carry.alive is None:
     value = f(carry.params)
     kept = healthy(value)
     grad_norm = None
@@ -425,11 +428,11 @@ def finish(f, carry: Carry, tol, record=RECORDS, arrived=True):
     carry, running, ok, _ = _check_point(carry, value, grad_sq, tol,
                                          arrived)
     no = jnp.bool_(False)  # no step follows the last point
-    carry = carry._replace(diverged=_stopped(
-        carry.diverged, running, ok, no, no, tol, no))
-  if carry.diverged is not None and carry.trace is not None:
+    carry = carry._replace(alive=_alive(
+        carry.alive, running, ok, no, no, tol, no))
+  if carry.alive is not None and carry.trace is not None:
     if carry.num_steps is None:  # no tol: x_steps counts iff no stop
-      kept = ~carry.diverged
+      kept = carry.alive
     else:
       kept = carry.num_steps == carry.trace["value"].shape[0]
   if carry.trace is None:

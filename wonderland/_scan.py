@@ -185,7 +185,7 @@ def while_run(f, optimizer, x0, steps, tol, keep_path, record):
 
   def cond(state):
     t, c, _ = state
-    return (t < steps) & ~c.diverged & ~c.converged
+    return (t < steps) & c.alive & ~c.converged
 
   def body(state):
     t, c, bufs = state

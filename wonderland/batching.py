@@ -262,7 +262,7 @@ def _cells_program(fns, factories, steps, mesh, cell_index, learning_rates,
       carry, value, grad_norm = _loop.finish(fns[p], carry, None, _RECORD)
       values, _, _ = _scan.shift_records(recs.value, recs.grad_norm, value,
                                          grad_norm, carry.num_steps, steps)
-      return values, carry.diverged, carry.params
+      return values, ~carry.alive, carry.params
 
     return lambda lrs, xs: jax.vmap(one)(lrs, xs)
 
