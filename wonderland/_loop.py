@@ -9,10 +9,10 @@ update u_t = eta_t p_t, and step
 (and checks the point it leaves), and ``finish`` checks the last point after
 the loop (``wonderland._scan`` drives them, and turns stacked step records
 into the trace's f(x_t), t = 1..steps). ``wonderland.minimize`` runs them in
-one ``lax.scan`` or ``lax.while_loop``; ``wonderland.sweep`` runs them under ``jax.vmap`` over
-every grid point and seed, so that a sweep cell takes the steps of the
-matching single run (the same arithmetic; the bits may differ by float32
-rounding between programs of different shapes, see
+one ``lax.scan`` or ``lax.while_loop``; ``wonderland.sweep`` runs them under
+``jax.vmap`` over every grid point and seed, so that a sweep cell takes the
+steps of the matching single run (the same arithmetic; the bits may differ
+by float32 rounding between programs of different shapes, see
 ``wonderland.batching.run_cells``). A sweep's runs, and ``minimize``
 without a tolerance, write f (and ||grad f||) into the carry as they step
 (``init_carry``'s ``trace``), already shifted and masked, so no pass over
@@ -311,10 +311,11 @@ def step(f, optimizer, carry: Carry, can_move, arrived, tol,
   ``_scan.scan_steps``, and ``finish`` writes the last point's: the trace
   comes out of the loop shifted and masked, with no pass over it after the
   loop. A carry without counters (values-only records, f deterministic, no
-  tol: ``lean``) takes the step x_t = where(f(x_{t-1}) healthy, x_{t-1} + u_t, x_{t-1})
-  and counts a point as reached where f is healthy there: a stopped run
-  stays where f blew up, and f stays bad there, so its records are NaN from
-  the stop on, as the counters would have made them.
+  tol: ``lean``) takes the step
+  x_t = where(f(x_{t-1}) healthy, x_{t-1} + u_t, x_{t-1}) and counts a point
+  as reached where f is healthy there: a stopped run stays where f blew up,
+  and f stays bad there, so its records are NaN from the stop on, as the
+  counters would have made them.
 
   Shared by ``minimize``, ``wonderland.sweep`` (under ``jax.vmap``) and
   ``wonderland.batching.run_cells``: a sweep cell runs the same step

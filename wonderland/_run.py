@@ -129,12 +129,11 @@ def _minimize_impl(f, optimizer, x0, tol, data, key, evaluate, *, steps,
   optimizer = optax.with_extra_args_support(optimizer)
   evals = None
   if has_tol:
-    carry, recs = while_run(f, optimizer, x0, steps, tol, keep_path,
-                                  record)
+    carry, recs = while_run(f, optimizer, x0, steps, tol, keep_path, record)
   else:
-    carry, recs, evals = scan_run(f, optimizer, x0, steps, keep_path,
-                                        feed, evaluate, every, record,
-                                        sharpness_iters, dtype)
+    carry, recs, evals = scan_run(f, optimizer, x0, steps, keep_path, feed,
+                                  evaluate, every, record, sharpness_iters,
+                                  dtype)
   last = objective(f, feed, jnp.asarray(steps, jnp.int32))
   carry, value, grad_norm = finish(last, carry, tol if has_tol else None,
                                    record)
@@ -190,7 +189,8 @@ _minimize_jit = jax.jit(
 
 
 # What the checks of a call concluded, by what they read (see ``_signature``):
-# a second call with new values of the same shapes skips them.
+# a second call with new values of the same shapes skips them. A dict, not
+# functools.lru_cache as in _checks: the key is not the checks' arguments.
 _CHECKED: collections.OrderedDict = collections.OrderedDict()
 _CHECKED_SIZE = 256
 
