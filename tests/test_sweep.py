@@ -212,6 +212,37 @@ def test_progress_lines_are_compiled_in_only_where_absl_logs_them(
                                   getattr(base, name), err_msg=name)
 
 
+@pytest.mark.skipif(jax.device_count() > 1, reason="the one-device path")
+def test_one_device_takes_the_host_arrays_with_the_same_bits(base,
+                                                              monkeypatch):
+  # On one device of one process the program takes the host arrays as they
+  # are (jax's dispatch copies them over): no global array is made, and the
+  # bits are those of the global arrays the program takes otherwise.
+  from wonderland import _sweep as sweep_module  # pylint: disable=g-import-not-at-top
+
+  made = []
+  original = sweep_module.global_array
+
+  def counted(host, sharding):
+    made.append(host.shape)
+    return original(host, sharding)
+
+  monkeypatch.setattr(sweep_module, "global_array", counted)
+  direct = sweep(rosenbrock, optax.sgd, {"learning_rate": LRS}, X0,
+                 steps=STEPS, fixed={"momentum": 0.9})
+  assert not made
+  monkeypatch.setattr(sweep_module, "_argument",
+                      lambda host, sharding, direct: counted(host, sharding))
+  via_global = sweep(rosenbrock, optax.sgd, {"learning_rate": LRS}, X0,
+                     steps=STEPS, fixed={"momentum": 0.9})
+  assert len(made) == 4  # the learning rates, x0, the real runs, steps
+  for name in ("values", "grad_norms", "final_params", "diverged"):
+    np.testing.assert_array_equal(getattr(direct, name),
+                                  getattr(via_global, name), err_msg=name)
+    np.testing.assert_array_equal(getattr(direct, name), getattr(base, name),
+                                  err_msg=name)
+
+
 def test_new_values_compile_nothing_and_reproduce():
   f = lambda x: jnp.sum((x - 1.0) ** 2)  # a fresh f: a fresh program
   compiles = []

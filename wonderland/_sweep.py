@@ -42,6 +42,7 @@ is replicated, so every process holds the same, complete result.
 
 from __future__ import annotations
 
+import functools
 import logging as std_logging
 import math
 import time
@@ -83,6 +84,20 @@ def global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
   return jax.make_array_from_callback(
       host.shape, sharding, lambda index: host[index]
   )
+
+
+@functools.lru_cache(maxsize=8)
+def _shardings(devices: tuple) -> tuple[NamedSharding, NamedSharding]:
+  """The runs' sharding over a one-axis mesh of ``devices``, and replicated."""
+  mesh = Mesh(np.array(devices), (AXIS,))
+  return NamedSharding(mesh, P(AXIS)), NamedSharding(mesh, P())
+
+
+def _argument(host: np.ndarray, sharding: NamedSharding, direct: bool):
+  """``host`` as the program takes it: the host array itself where ``direct``
+  (one device, one process: jax's own dispatch copies it over, the cheapest
+  way), else a global array laid out as ``sharding``."""
+  return host if direct else global_array(host, sharding)
 
 
 _TRACE = "/jax/core/compile/jaxpr_trace_duration"
@@ -246,14 +261,12 @@ def sweep(
     preconditioning.preconditioned_state(jax.eval_shape(first.init, one_seed))
   grid_shape = tuple(v.size for v in values)
   n_runs = math.prod(grid_shape) * n_seeds
-  mesh = Mesh(np.array(jax.devices()), (AXIS,))
-  n_dev = mesh.devices.size
+  sharded, replicated = _shardings(tuple(jax.devices()))
+  n_dev = sharded.mesh.devices.size
   unit = n_dev * (block_size or 1)
   padded = -(-n_runs // unit) * unit
   _grid.check_size(padded, steps, len(record), one_seed)
   run_index = np.arange(padded) % n_runs
-  sharded = NamedSharding(mesh, P(AXIS))
-  replicated = NamedSharding(mesh, P())
 
   dense = np.meshgrid(*values, indexing="ij") if values else []
   hparams_host = {}
@@ -286,13 +299,16 @@ def sweep(
     keys_host = np.asarray(jax.random.key_data(seed_keys))[
         run_index % n_seeds]
   multiprocess = jax.process_count() > 1
+  logs_info = logging.get_absl_logger().isEnabledFor(std_logging.INFO)
   timing = {"compile": 0.0, "run": 0.0}
 
-  hparams = {k: global_array(v, sharded) for k, v in hparams_host.items()}
-  x0_runs = jax.tree.map(lambda a: global_array(a, sharded), x0_host)
-  real = global_array(real_host, sharded)
-  steps_arr = global_array(np.asarray(steps, np.int32), replicated)
-  keys = None if keys_host is None else global_array(keys_host, sharded)
+  direct = n_dev == 1 and not multiprocess
+  put = lambda host, sharding: _argument(host, sharding, direct)
+  hparams = {k: put(v, sharded) for k, v in hparams_host.items()}
+  x0_runs = jax.tree.map(lambda a: put(a, sharded), x0_host)
+  real = put(real_host, sharded)
+  steps_arr = put(np.asarray(steps, np.int32), replicated)
+  keys = None if keys_host is None else put(keys_host, sharded)
   if data is not None:
     data = jax.device_put(jax.tree.map(jnp.asarray, data), replicated)
 
@@ -306,9 +322,7 @@ def sweep(
   # program to Python. (With several processes, always: the line's count is
   # a sum over every device's runs, and every process must run the same
   # program, whatever each one logs.)
-  progress = n_chunks > 1 and (
-      multiprocess
-      or logging.get_absl_logger().isEnabledFor(std_logging.INFO))
+  progress = n_chunks > 1 and (multiprocess or logs_info)
   out_values, out_gnorms, out_params, out_diverged, out_evals = (
       compile_and_run(
           _programs.sweep_jit, timing,
@@ -317,14 +331,15 @@ def sweep(
            counters, block_size, n_chunks, progress, layout, multiprocess),
           hparams, x0_runs, steps_arr, data, keys, eval_steps, real,
       ))
-  logging.info(
-      "sweep: %d steps of %d runs (%s), %d diverged, %.2fs compiling, %.2fs "
-      "running.", steps, n_runs,
-      f"blocks of {block_size}" if block_size else
-      f"{n_chunks} chunk{'s' if n_chunks > 1 else ''} of {chunk}",
-      int(np.sum(np.asarray(out_diverged))), timing["compile"],
-      timing["run"],
-  )
+  if logs_info:  # (counting the diverged runs reads them back)
+    logging.info(
+        "sweep: %d steps of %d runs (%s), %d diverged, %.2fs compiling, "
+        "%.2fs running.", steps, n_runs,
+        f"blocks of {block_size}" if block_size else
+        f"{n_chunks} chunk{'s' if n_chunks > 1 else ''} of {chunk}",
+        int(np.sum(np.asarray(out_diverged))), timing["compile"],
+        timing["run"],
+    )
   hparams_grid = {
       name: np.broadcast_to(array, grid_shape)
       for name, array in zip(names, dense)
