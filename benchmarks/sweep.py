@@ -9,7 +9,9 @@
      times per run (timed on a few runs, scaled to K);
    - ``one jit per run``: the whole run jitted with its hyperparameters as
      constants, so every run compiles (timed on a few runs, scaled to K);
-   - an eager PyTorch loop, if torch is installed (report only).
+   - an eager PyTorch loop, if torch is installed (report only);
+   and against the loop's own run vmapped over the grid by hand (f only, no
+   divergence check): the ceiling of any sweep on the machine.
    The sweep is timed warm (its programs cached) and cold (compile included).
    Target: loop / sweep >= 100x.
 2. Backend compiles (counted with ``jax.monitoring``) of a 64-point
@@ -171,10 +173,14 @@ def section_loops(k, steps, rounds, n_sub):
   # The loop records f only: so does the lean sweep, in one program.
   lean = dict(steps=steps, record=("value",), chunk_steps=steps)
   sweep(rosenbrock, MOMENTUM, grid, x0, **lean)  # compile
-  names = ["sweep", "lean", "loop"]
+  # The ceiling of any sweep here: the loop's own run, vmapped over the grid
+  # by hand (f recorded, no divergence check, no freeze).
+  vmapped = jax.jit(jax.vmap(run, in_axes=(0, 0, None)))
+  jax.block_until_ready(vmapped(lrs, decays, X0))  # compile
+  names = ["sweep", "lean", "loop", "vmapped"]
   samples = {name: [] for name in names}
   for r in range(rounds):
-    order = names[r % 3:] + names[:r % 3]
+    order = names[r % len(names):] + names[:r % len(names)]
     for name in order:
       start = time.perf_counter()
       if name == "sweep":
@@ -182,12 +188,15 @@ def section_loops(k, steps, rounds, n_sub):
       elif name == "lean":
         jax.block_until_ready(
             sweep(rosenbrock, MOMENTUM, grid, x0, **lean).values)
+      elif name == "vmapped":
+        jax.block_until_ready(vmapped(lrs, decays, X0))
       else:
         finals = loop_of_runs(run, lrs, decays)
       samples[name].append(time.perf_counter() - start)
   t_sweep = statistics.median(samples["sweep"])
   t_lean = statistics.median(samples["lean"])
   t_loop = statistics.median(samples["loop"])
+  t_vmapped = statistics.median(samples["vmapped"])
   # The loop and the sweep take the same steps: compare the final values.
   loop_final = np.array([float(rosenbrock(x)) for x, _ in finals])
   sweep_final = np.asarray(result.values)[..., 0, -1].ravel()
@@ -204,6 +213,8 @@ def section_loops(k, steps, rounds, n_sub):
       ("sweep, cold (compile + run)",
        cold.compile_seconds + cold.run_seconds,
        f"compile {cold.compile_seconds:.2f} s"),
+      ("vmapped scan, by hand", t_vmapped,
+       f"f only, no freeze: the ceiling; loop / this {t_loop / t_vmapped:.1f}x"),
       ("loop of jitted runs", t_loop, "compiled once"),
       ("loop of jitted steps", t_steps, f"{n_sub} runs timed, x{k // n_sub}"),
       ("one jit per run", t_jits, f"{n_sub} runs timed, x{k // n_sub}"),
