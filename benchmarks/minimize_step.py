@@ -15,19 +15,22 @@ step (one variadic reduction for its three sums, and the divergence check as
 one elementwise select x_t = where(ok, x_{t-1} + u_t, x_{t-1})). The two
 alternate in one process (median of several rounds); the printed ratio is
 minimize / bare per step (target <= 1.0), both as the average over a run and as
-the marginal cost of more steps. XLA:CPU and XLA:GPU both run the sums and the
+the marginal cost of more steps. ``minimize(record=("value",))`` is timed
+the same way (``--record value``; both by default): it records f alone, as the
+bare loop does, so its steps take no sums (target <= 1.05). XLA:CPU and XLA:GPU both run the sums and the
 select as passes of their own after the update. Where the bare step is one
 fused pass over its arrays, as on an H100, that sets a floor above 1.0x on the
 marginal cost (the README counts the passes); XLA:CPU's bare step makes more
 passes than that, and there minimize measures below 1.0x.
 
-  python benchmarks/minimize_step.py          # 16M params, ~6 min on 2 cores
+  python benchmarks/minimize_step.py          # 16M params, ~9 min on 2 cores
   python benchmarks/minimize_step.py --quick  # 1M params, under a minute
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +38,7 @@ import numpy as np
 import optax
 
 from wonderland._run import minimize
+from wonderland._run import RECORDS
 from _timing import time_alternating
 
 
@@ -82,7 +86,13 @@ def main():
   parser.add_argument("--quick", action="store_true", help="1M parameters")
   parser.add_argument("--steps", type=int, default=20)
   parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--record", choices=("full", "value", "both"),
+                      default="both",
+                      help="minimize's record: the full trace, f alone, or "
+                      "both, each against the bare loop")
   args = parser.parse_args()
+  records = {"full": [("full", RECORDS)], "value": [("value", ("value",))],
+             "both": [("full", RECORDS), ("value", ("value",))]}[args.record]
   side = 1024 if args.quick else 4096
   steps = args.steps
   problems = {
@@ -98,20 +108,21 @@ def main():
   print("per step: a {steps}-step run's time / {steps}; marginal: the extra "
         "time of {3 steps} steps over {steps}, per extra step (no fixed "
         "costs)".format(steps=steps, **{"3 steps": 3 * steps}))
-  print(f"{'problem':<14} {'optimizer':<18} {'bare ms/step':>13} "
+  print(f"{'problem':<14} {'optimizer':<18} {'record':<7} {'bare ms/step':>13} "
         f"{'minimize':>9} {'ratio':>7} {'bare marginal':>14} {'minimize':>9} "
         f"{'ratio':>7}")
   for problem, (objective, x0) in problems.items():
-    for name, opt in [
+    for (name, opt), (kind, record) in itertools.product([
         ("sgd(momentum=0.9)", optax.sgd(0.1, momentum=0.9)),
         ("adam", optax.adam(1e-3)),
-    ]:
+    ], records):
       fns = {}
       for n in (steps, 3 * steps):
         bare = bare_loop(objective, opt, n)
         fns[f"bare/{n}"] = lambda bare=bare, x0=x0: bare(x0)
-        fns[f"minimize/{n}"] = lambda f=objective, opt=opt, x0=x0, n=n: (
-            minimize(f, opt, x0, steps=n))
+        fns[f"minimize/{n}"] = (
+            lambda f=objective, opt=opt, x0=x0, n=n, record=record: (
+                minimize(f, opt, x0, steps=n, record=record)))
       for fn in fns.values():  # compile all
         jax.block_until_ready(fn())
       _, bare_values = fns[f"bare/{steps}"]()
@@ -126,13 +137,13 @@ def main():
           k: (medians[f"{k}/{3 * steps}"] - medians[f"{k}/{steps}"])
           / (2 * steps) * 1e3 for k in ("bare", "minimize")
       }
-      print(f"{problem:<14} {name:<18} {per['bare']:13.3f} "
+      print(f"{problem:<14} {name:<18} {kind:<7} {per['bare']:13.3f} "
             f"{per['minimize']:9.3f} {per['minimize'] / per['bare']:6.2f}x "
             f"{marginal['bare']:14.3f} {marginal['minimize']:9.3f} "
             f"{marginal['minimize'] / marginal['bare']:6.2f}x", flush=True)
-  print("(minimize also evaluates f and grad f once at the last point, and "
-        "records f, ||grad f||, ||u_t||, the descent cosine and the step size "
-        "at every step.)")
+  print("(minimize also evaluates f and grad f once at the last point; its "
+        "full record is f, ||grad f||, ||u_t||, the descent cosine and the "
+        "step size at every step, its value record f alone.)")
 
 
 if __name__ == "__main__":
