@@ -247,7 +247,7 @@ def main():
       "sweep, record=value, 4 chunks, lines logged": _logged(lambda: sweep(
           rosenbrock, optax.sgd, grid, x0, record=("value",),
           **{**kw, "chunk_steps": -(-steps // 4)}).values),
-  }, rounds=15)
+  }, rounds=31)
   print_ratios("sweep of all runs (warm)", medians, "vmapped scan, f")
   print(f"  full trace: {medians['sweep, full trace'] / medians['vmapped scan, f and |g|']:.2f}x"
         f" the scan recording the same (target <= 1.2x); "

@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 
@@ -179,8 +180,10 @@ def section_loops(k, steps, rounds, n_sub):
   jax.block_until_ready(vmapped(lrs, decays, X0))  # compile
   names = ["sweep", "lean", "loop", "vmapped"]
   samples = {name: [] for name in names}
-  for r in range(rounds):
-    order = names[r % len(names):] + names[:r % len(names)]
+  shuffle = random.Random(0).shuffle  # as in _timing.py: no fixed predecessor
+  for _ in range(rounds):
+    order = list(names)
+    shuffle(order)
     for name in order:
       start = time.perf_counter()
       if name == "sweep":
