@@ -15,13 +15,14 @@ step (one variadic reduction for its three sums, and the divergence check as
 one elementwise select x_t = where(ok, x_{t-1} + u_t, x_{t-1})). The two
 alternate in one process (median of several rounds); the printed ratio is
 minimize / bare per step (target <= 1.0), both as the average over a run and as
-the marginal cost of more steps. ``minimize(record=("value",))`` is timed
-the same way (``--record value``; both by default): it records f alone, as the
-bare loop does, so its steps take no sums (target <= 1.05). XLA:CPU and XLA:GPU both run the sums and the
+the marginal cost of more steps. XLA:CPU and XLA:GPU both run the sums and the
 select as passes of their own after the update. Where the bare step is one
 fused pass over its arrays, as on an H100, that sets a floor above 1.0x on the
 marginal cost (the README counts the passes); XLA:CPU's bare step makes more
 passes than that, and there minimize measures below 1.0x.
+``minimize(record=("value",))`` is timed the same way (``--record value``; both
+by default): it records f alone, as the bare loop does, so its steps take no
+sums (target <= 1.05).
 
   python benchmarks/minimize_step.py          # 16M params, ~9 min on 2 cores
   python benchmarks/minimize_step.py --quick  # 1M params, under a minute
