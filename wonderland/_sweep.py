@@ -87,8 +87,9 @@ def global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=8)
-def _shardings(devices: tuple) -> tuple[NamedSharding, NamedSharding]:
-  """The runs' sharding over a one-axis mesh of ``devices``, and replicated."""
+def shardings(devices: tuple) -> tuple[NamedSharding, NamedSharding]:
+  """The runs' sharding over a one-axis mesh of ``devices``, and replicated
+  (also ``batching.run_cells``' blocks)."""
   mesh = Mesh(np.array(devices), (AXIS,))
   return NamedSharding(mesh, P(AXIS)), NamedSharding(mesh, P())
 
@@ -261,7 +262,7 @@ def sweep(
     preconditioning.preconditioned_state(jax.eval_shape(first.init, one_seed))
   grid_shape = tuple(v.size for v in values)
   n_runs = math.prod(grid_shape) * n_seeds
-  sharded, replicated = _shardings(tuple(jax.devices()))
+  sharded, replicated = shardings(tuple(jax.devices()))
   n_dev = sharded.mesh.devices.size
   unit = n_dev * (block_size or 1)
   padded = -(-n_runs // unit) * unit

@@ -49,8 +49,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jax.sharding import Mesh
-from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from wonderland import _loop
@@ -324,7 +322,8 @@ def run_cells(
   n_p, n_s, dim = x0.shape
   n_o, n_l = len(factories), len(learning_rates)
   n_cells = n_o * n_p
-  mesh = Mesh(np.array(jax.devices()), (_sweep.AXIS,))
+  sharding, _ = _sweep.shardings(tuple(jax.devices()))
+  mesh = sharding.mesh
   n_dev = mesh.devices.size
   padded = -(-n_cells // n_dev) * n_dev
   cells = np.concatenate([np.arange(n_cells), np.zeros(padded - n_cells, int)])
@@ -335,7 +334,6 @@ def run_cells(
                              (n_p, n_o, n_l, n_s, dim))
   x0_cells = x0_cells.reshape(n_cells, n_l * n_s, dim)
   x_blocks = x0_cells[cells]
-  sharding = NamedSharding(mesh, P(_sweep.AXIS))
   put = lambda a: _sweep.global_array(np.ascontiguousarray(a), sharding)
   timing = {"compile": 0.0, "run": 0.0}
   values, diverged, final = _sweep.compile_and_run(
